@@ -1,0 +1,147 @@
+"""skiffd's side of the monitor protocol (see server.py), and starting the monitor itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+
+from skiff.errors import RuntimeFailure, Unavailable
+
+STREAM_EXIT = 3
+
+
+class MonitorClient:
+    def __init__(self, exec_root: str, log_path: str | None = None):
+        self.socket_path = os.path.join(exec_root, "monitor.sock")
+        self.pid_file = os.path.join(exec_root, "monitor.pid")
+        self.log_path = log_path or os.path.join(exec_root, "monitor.log")
+
+    # ------------------------------------------------------------------ life
+    def alive(self) -> bool:
+        try:
+            with open(self.pid_file) as f:
+                pid = int(f.read().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return False
+        return os.path.exists(self.socket_path)
+
+    def ensure_running(self, timeout: float = 10.0) -> None:
+        """Start the monitor unless one already serves this exec-root. It outlives skiffd:
+        its own session, and stdio to a log file."""
+        if self.alive():
+            return
+        try:
+            os.unlink(self.socket_path)
+        except FileNotFoundError:
+            pass
+        with open(self.log_path, "ab") as log:
+            subprocess.Popen(
+                [sys.executable, "-m", "skiff.monitor.server", "--socket", self.socket_path,
+                 "--pid-file", self.pid_file],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                close_fds=True)
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(self.socket_path):
+            if time.monotonic() > deadline:
+                raise Unavailable("skiff-monitor did not start; see " + self.log_path)
+            time.sleep(0.005)
+
+    # ------------------------------------------------------------------ requests
+    async def _open(self):
+        try:
+            return await asyncio.open_unix_connection(self.socket_path, limit=1 << 20)
+        except (FileNotFoundError, ConnectionRefusedError):
+            self.ensure_running()
+            return await asyncio.open_unix_connection(self.socket_path, limit=1 << 20)
+
+    async def call(self, op: str, **fields) -> dict:
+        reader, writer = await self._open()
+        try:
+            writer.write(json.dumps({"op": op, **fields}).encode() + b"\n")
+            await writer.drain()
+            line = await reader.readline()
+            if not line:
+                raise Unavailable(f"skiff-monitor closed the connection during {op}")
+            return json.loads(line)
+        finally:
+            writer.close()
+
+    async def start(self, cid: str, bundle: str, *, tty: bool, stdin: bool, stdin_once: bool,
+                    log_path: str | None, exit_path: str) -> int:
+        reply = await self.call("start", id=cid, bundle=bundle, tty=tty, stdin=stdin,
+                                stdin_once=stdin_once, log_path=log_path, exit_path=exit_path)
+        if "error" in reply:
+            raise RuntimeFailure(reply["error"], reply.get("exit_code", 125))
+        return reply["pid"]
+
+    async def wait(self, cid: str) -> dict | None:
+        """The exit record once the container has exited; None if the monitor does not
+        know the container (then exit.json is the truth)."""
+        reply = await self.call("wait", id=cid)
+        return None if reply.get("unknown") else reply
+
+    async def attach(self, cid: str, *, stdin: bool, before_start: bool) -> "AttachStream | None":
+        reader, writer = await self._open()
+        writer.write(json.dumps({"op": "attach", "id": cid, "stdin": stdin,
+                                 "before_start": before_start}).encode() + b"\n")
+        await writer.drain()
+        reply = json.loads(await reader.readline() or b"{}")
+        if not reply.get("ok"):
+            writer.close()
+            return None
+        return AttachStream(reader, writer, reply.get("tty", False))
+
+    async def events(self):
+        """Yields one dict per container exit, for as long as the monitor runs."""
+        reader, writer = await self._open()
+        writer.write(b'{"op": "events"}\n')
+        await writer.drain()
+        await reader.readline()
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    return
+                yield json.loads(line)
+        finally:
+            writer.close()
+
+
+class AttachStream:
+    """Frames from the monitor: (1|2, bytes) for output, (3, exit dict) at the end."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tty: bool):
+        self.reader = reader
+        self.writer = writer
+        self.tty = tty
+
+    async def next(self) -> tuple[int, object] | None:
+        try:
+            head = await self.reader.readexactly(5)
+            stream, size = struct.unpack(">BI", head)
+            data = await self.reader.readexactly(size)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None
+        if stream == STREAM_EXIT:
+            return stream, json.loads(data)
+        return stream, data
+
+    async def send_stdin(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    def close_stdin(self) -> None:
+        if self.writer.can_write_eof():
+            try:
+                self.writer.write_eof()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.writer.close()
