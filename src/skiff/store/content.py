@@ -1,0 +1,194 @@
+"""Content-addressed blob store: `<root>/content/blobs/<alg>/<hex>`.
+
+A blob only ever appears under its final name complete and verified: `ingest` streams into a
+temp file in the same directory (`.ingest-*`), hashing and counting as it goes, refuses the
+blob as soon as it is longer than expected and at the end if its digest or size differ, fsyncs
+it, renames it into place and fsyncs the directory. A crash leaves at most a temp file, which
+`cleanup_temp()` removes (the engine calls it when it starts, before any ingest runs).
+
+Blobs are immutable; two ingests of the same content are idempotent (the second one finds the
+blob in place). Deleting a blob that an image still needs is the caller's business: the store
+knows no images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from skiff.errors import InvalidArgument, NotFound
+from skiff.store import failpoint
+
+CHUNK = 1 << 20
+_ALGORITHMS = {"sha256": 64, "sha384": 96, "sha512": 128}
+_HEX = re.compile(r"^[a-f0-9]+$")
+TEMP_PREFIX = ".ingest-"
+
+
+def split_digest(digest: str) -> tuple[str, str]:
+    """`"sha256:<hex>"` -> `("sha256", "<hex>")`; InvalidArgument for anything else."""
+    alg, sep, hexpart = digest.partition(":") if isinstance(digest, str) else ("", "", "")
+    if not sep or alg not in _ALGORITHMS or len(hexpart) != _ALGORITHMS[alg] \
+            or not _HEX.match(hexpart):
+        raise InvalidArgument(f"invalid digest: {digest!r}")
+    return alg, hexpart
+
+
+class ContentStore:
+    """Blobs by digest under `<root>/content/blobs`. Safe to share between threads and processes."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = os.fspath(root)
+        self.blobs_dir = os.path.join(self.root, "content", "blobs")
+        os.makedirs(self.blobs_dir, mode=0o700, exist_ok=True)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def path(self, digest: str) -> str:
+        """Where the blob lives (whether or not it is there)."""
+        alg, hexpart = split_digest(digest)
+        return os.path.join(self.blobs_dir, alg, hexpart)
+
+    def has(self, digest: str) -> bool:
+        return os.path.isfile(self.path(digest))
+
+    def size(self, digest: str) -> int:
+        try:
+            return os.stat(self.path(digest)).st_size
+        except FileNotFoundError:
+            raise NotFound(f"blob not found: {digest}") from None
+
+    def open(self, digest: str) -> BinaryIO:
+        try:
+            return open(self.path(digest), "rb")
+        except FileNotFoundError:
+            raise NotFound(f"blob not found: {digest}") from None
+
+    def read_bytes(self, digest: str) -> bytes:
+        with self.open(digest) as f:
+            return f.read()
+
+    def walk(self) -> Iterator[tuple[str, int]]:
+        """Every stored blob as `(digest, size)`, temp files excluded."""
+        for alg in sorted(_ALGORITHMS):
+            d = os.path.join(self.blobs_dir, alg)
+            try:
+                entries = list(os.scandir(d))
+            except FileNotFoundError:
+                continue
+            for entry in sorted(entries, key=lambda e: e.name):
+                if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                    continue
+                yield f"{alg}:{entry.name}", entry.stat(follow_symlinks=False).st_size
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def ingest(self, fileobj: BinaryIO, expected_digest: str | None = None,
+               expected_size: int | None = None) -> tuple[str, int]:
+        """Store what `fileobj` yields until EOF; returns `(digest, size)`.
+
+        With `expected_digest` (and/or `expected_size`) the content is verified while it
+        streams; a mismatch raises InvalidArgument and stores nothing. When the expected blob is
+        already stored, `fileobj` is not read at all.
+        """
+        alg = split_digest(expected_digest)[0] if expected_digest else "sha256"
+        if expected_size is not None and expected_size < 0:
+            raise InvalidArgument(f"invalid size: {expected_size}")
+        if expected_digest and self.has(expected_digest):
+            size = self.size(expected_digest)
+            if expected_size is not None and size != expected_size:
+                raise InvalidArgument(f"size mismatch for {expected_digest}: expected "
+                                      f"{expected_size} bytes, stored blob has {size}")
+            return expected_digest, size
+
+        directory = os.path.join(self.blobs_dir, alg)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+        try:
+            hasher = hashlib.new(alg)
+            size = 0
+            with os.fdopen(fd, "wb") as out:
+                while True:
+                    chunk = fileobj.read(CHUNK)
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if expected_size is not None and size > expected_size:
+                        raise InvalidArgument(
+                            f"size mismatch for {expected_digest or 'blob'}: more than the "
+                            f"expected {expected_size} bytes")
+                    hasher.update(chunk)
+                    out.write(chunk)
+                failpoint.hit("content.ingest.written")
+                digest = f"{alg}:{hasher.hexdigest()}"
+                if expected_size is not None and size != expected_size:
+                    raise InvalidArgument(f"size mismatch for {expected_digest or digest}: "
+                                          f"expected {expected_size} bytes, got {size}")
+                if expected_digest and digest != expected_digest:
+                    raise InvalidArgument(
+                        f"digest mismatch: expected {expected_digest}, got {digest}")
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp, 0o444)
+            failpoint.hit("content.ingest.before_rename")
+            os.rename(tmp, os.path.join(directory, digest.partition(":")[2]))
+            tmp = None
+            _fsync_dir(directory)
+            return digest, size
+        finally:
+            if tmp is not None:
+                _unlink_quietly(tmp)
+
+    def ingest_bytes(self, data: bytes, expected_digest: str | None = None) -> tuple[str, int]:
+        alg = split_digest(expected_digest)[0] if expected_digest else "sha256"
+        digest = f"{alg}:{hashlib.new(alg, data).hexdigest()}"
+        if expected_digest and digest != expected_digest:
+            raise InvalidArgument(f"digest mismatch: expected {expected_digest}, got {digest}")
+        if self.has(digest):
+            return digest, len(data)
+        return self.ingest(io.BytesIO(data), digest, len(data))
+
+    def delete(self, digest: str) -> bool:
+        """Remove a blob; returns False when it was not there."""
+        path = self.path(digest)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
+        _fsync_dir(os.path.dirname(path))
+        return True
+
+    def cleanup_temp(self) -> int:
+        """Remove temp files left by interrupted ingests; call only when none is running."""
+        removed = 0
+        for alg in _ALGORITHMS:
+            d = os.path.join(self.blobs_dir, alg)
+            try:
+                names = os.listdir(d)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if name.startswith(TEMP_PREFIX):
+                    _unlink_quietly(os.path.join(d, name))
+                    removed += 1
+        return removed
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
