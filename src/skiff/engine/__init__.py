@@ -1,1 +1,41 @@
-"""(to be written)"""
+"""engine/: skiff as a library. Everything a command does is a method here, usable from Python
+without the daemon (`Engine(EngineConfig(root=..., exec_root=...))`).
+
+Owns: container names and lifecycle states, the wiring of the image store, snapshots and the
+monitor. Imports the lower layers (store, snapshot, runtime, monitor, ...), never api/ or cli/.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass
+class EngineConfig:
+    root: str = "/var/lib/skiff"
+    exec_root: str = "/run/skiff"
+
+
+class Engine:
+    def __init__(self, config: EngineConfig):
+        from skiff.engine.containers import ContainerService
+        from skiff.engine.images import ImageService
+        from skiff.monitor.client import MonitorClient
+        from skiff.snapshot import Snapshotter
+        from skiff.store import ContainerRecords, ContentStore, MetadataDB
+
+        self.config = config
+        os.makedirs(config.root, mode=0o711, exist_ok=True)
+        os.makedirs(config.exec_root, mode=0o711, exist_ok=True)
+        self.db = MetadataDB(os.path.join(config.root, "skiff.db"))
+        self.content = ContentStore(config.root)
+        self.snapshots = Snapshotter(config.root)
+        self.images = ImageService(self.content, self.db, self.snapshots)
+        self.monitor = MonitorClient(config.exec_root)
+        self.containers = ContainerService(
+            root=config.root, records=ContainerRecords(self.db), images=self.images,
+            snapshots=self.snapshots, monitor=self.monitor)
+
+    def close(self) -> None:
+        self.db.close()

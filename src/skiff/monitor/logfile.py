@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
+
+from skiff.timefmt import rfc3339_nano
 
 MAX_PARTIAL = 16 * 1024
 STREAM_NAMES = {1: "stdout", 2: "stderr"}
-
-
-def rfc3339_nano(ns: int | None = None) -> str:
-    ns = time.time_ns() if ns is None else ns
-    seconds, frac = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
 
 
 def encode_record(stream: int, data: bytes, ns: int | None = None) -> bytes:

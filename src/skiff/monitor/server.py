@@ -33,7 +33,8 @@ import struct
 import sys
 import termios
 
-from skiff.monitor.logfile import JsonFileLog, rfc3339_nano
+from skiff.monitor.logfile import JsonFileLog
+from skiff.timefmt import rfc3339_nano
 
 PR_SET_CHILD_SUBREAPER = 36
 STREAM_EXIT = 3

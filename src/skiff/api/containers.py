@@ -1,0 +1,225 @@
+"""/containers/...: create, start, attach, wait, logs, resize, kill, stop, delete, list, inspect."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from skiff.api.http import HIJACKED, Request, Response, StreamingResponse, json_response
+from skiff.errors import InvalidArgument
+from skiff.timefmt import human_duration, parse_rfc3339
+from skiff.wire import filters as wire_filters
+from skiff.wire.framing import encode_frame
+
+RAW_STREAM = "application/vnd.docker.raw-stream"
+MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
+
+
+def status_text(state: dict, now: float | None = None) -> str:
+    """The STATUS column of `docker ps`."""
+    now = time.time() if now is None else now
+    status = state.get("Status")
+    if status == "running":
+        text = "Up " + human_duration(now - parse_rfc3339(state["StartedAt"]))
+        return text + " (Paused)" if state.get("Paused") else text
+    if status == "exited":
+        finished = state.get("FinishedAt")
+        if not finished or finished.startswith("0001"):
+            return "Exited ({})".format(state.get("ExitCode", 0))
+        return "Exited ({}) {} ago".format(state.get("ExitCode", 0),
+                                           human_duration(now - parse_rfc3339(finished)))
+    if status == "created":
+        return "Created"
+    return str(status).capitalize()
+
+
+def command_text(document: dict) -> str:
+    return " ".join([document["Path"]] + list(document["Args"]))
+
+
+def summary(record) -> dict:
+    doc = record.config
+    return {
+        "Id": record.id, "Names": ["/" + record.name], "Image": doc.get("ImageRef", ""),
+        "ImageID": record.image_id or "", "Command": command_text(doc),
+        "Created": int(parse_rfc3339(record.created)), "Ports": [],
+        "Labels": doc["Config"].get("Labels") or {}, "State": record.state["Status"],
+        "Status": status_text(record.state),
+        "HostConfig": {"NetworkMode": doc["HostConfig"].get("NetworkMode") or "none"},
+        "NetworkSettings": {"Networks": {}}, "Mounts": [],
+    }
+
+
+def inspect_document(engine, record) -> dict:
+    doc = record.config
+    cdir = engine.containers.container_dir(record.id)
+    host_config = {"NetworkMode": "none", "AutoRemove": False, "Privileged": False,
+                   "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+                   "LogConfig": {"Type": "json-file", "Config": {}}, "Binds": None,
+                   **doc["HostConfig"]}
+    return {
+        "Id": record.id, "Created": record.created, "Path": doc["Path"], "Args": doc["Args"],
+        "State": record.state, "Image": record.image_id or "",
+        "ResolvConfPath": f"{cdir}/resolv.conf", "HostnamePath": f"{cdir}/hostname",
+        "HostsPath": f"{cdir}/hosts", "LogPath": engine.containers.log_path(record.id),
+        "Name": "/" + record.name, "RestartCount": doc.get("RestartCount", 0),
+        "Driver": "overlay2", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
+        "AppArmorProfile": "", "ExecIDs": None, "HostConfig": host_config,
+        "GraphDriver": {"Name": "overlay2", "Data": None}, "Mounts": [],
+        "Config": doc["Config"],
+        "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "SandboxKey": "",
+                            "Networks": {}},
+    }
+
+
+def _matches(record, filters: dict[str, list[str]]) -> bool:
+    for key, values in filters.items():
+        if key == "status" and record.state["Status"] not in values:
+            return False
+        if key == "name" and not any(v.lstrip("/") in record.name for v in values):
+            return False
+        if key == "id" and not any(record.id.startswith(v) for v in values):
+            return False
+        if key == "label":
+            labels = record.config["Config"].get("Labels") or {}
+            for v in values:
+                k, eq, want = v.partition("=")
+                if k not in labels or (eq and labels[k] != want):
+                    return False
+        if key == "exited":
+            if record.state["Status"] != "exited" or \
+                    str(record.state.get("ExitCode")) not in values:
+                return False
+    return True
+
+
+def routes(engine):
+    containers = engine.containers
+
+    async def create(request: Request):
+        body = await request.json(default=None)
+        if not isinstance(body, dict):
+            raise InvalidArgument("config cannot be empty in order to create a container")
+        record = await asyncio.to_thread(containers.create, body, request.arg("name"))
+        return json_response({"Id": record.id, "Warnings": []}, 201)
+
+    async def start(request: Request):
+        await containers.start(request.match["id"])
+        return Response(204)
+
+    async def wait(request: Request):
+        condition = request.arg("condition") or "not-running"
+        containers.get(request.match["id"])  # 404 before we answer 200
+
+        async def body():
+            result = await containers.wait(request.match["id"], condition)
+            yield (__import__("json").dumps(result) + "\n").encode()
+
+        return StreamingResponse(body())
+
+    async def attach(request: Request):
+        want_stdin = request.flag("stdin")
+        want_stdout = request.flag("stdout")
+        want_stderr = request.flag("stderr")
+        record, stream = await containers.attach(request.match["id"], stdin=want_stdin)
+        tty = record.config["Config"]["Tty"]
+        conn = await request.hijack(RAW_STREAM if tty else MULTIPLEXED_STREAM)
+        if stream is None:  # the container ended between lookup and attach
+            await conn.close()
+            return HIJACKED
+
+        async def pump_stdin():
+            while True:
+                data = await conn.read()
+                if not data:
+                    stream.close_stdin()
+                    return
+                if want_stdin:
+                    await stream.send_stdin(data)
+
+        stdin_task = asyncio.ensure_future(pump_stdin())
+        try:
+            while True:
+                item = await stream.next()
+                if item is None or item[0] == 3:
+                    break
+                which, data = item
+                if (which == 1 and not want_stdout) or (which == 2 and not want_stderr):
+                    continue
+                if not await conn.write(data if tty else encode_frame(which, data)):
+                    break
+        finally:
+            stdin_task.cancel()
+            stream.close()
+            await conn.close()
+        return HIJACKED
+
+    async def logs(request: Request):
+        follow = request.flag("follow")
+        stdout, stderr = request.flag("stdout"), request.flag("stderr")
+        if not (stdout or stderr):
+            raise InvalidArgument("You must choose at least one stream")
+        tail = request.arg("tail", "all")
+        options = {
+            "stdout": stdout, "stderr": stderr, "follow": follow,
+            "timestamps": request.flag("timestamps"),
+            "tail": None if tail in ("all", "", None) else int(tail),
+            "since": float(request.arg("since")) if request.arg("since") not in (None, "", "0")
+            else None,
+            "until": float(request.arg("until")) if request.arg("until") not in (None, "", "0")
+            else None,
+        }
+        record, lines = containers.logs(request.match["id"], **options)
+        tty = record.config["Config"]["Tty"]
+
+        async def body():
+            async for stream, data in lines:
+                yield data if tty else encode_frame(stream, data)
+
+        return StreamingResponse(body(), content_type=RAW_STREAM if tty else MULTIPLEXED_STREAM)
+
+    async def resize(request: Request):
+        await containers.resize(request.match["id"], request.int_arg("h", 0),
+                                request.int_arg("w", 0))
+        return Response(200, b"", content_type="text/plain")
+
+    async def kill(request: Request):
+        await containers.kill(request.match["id"], request.arg("signal"))
+        return Response(204)
+
+    async def stop(request: Request):
+        await containers.stop(request.match["id"], request.int_arg("t"), request.arg("signal"))
+        return Response(204)
+
+    async def delete(request: Request):
+        await containers.remove(request.match["id"], force=request.flag("force"))
+        return Response(204)
+
+    async def list_(request: Request):
+        filters = wire_filters.parse_filters(request.arg("filters"))
+        everyone = request.flag("all")
+        records = [r for r in containers.records.list()
+                   if (everyone or r.state.get("Running") or filters.get("status"))
+                   and _matches(r, filters)]
+        limit = request.int_arg("limit", -1)
+        if limit is not None and limit > 0:
+            records = records[:limit]
+        return json_response([summary(r) for r in records])
+
+    async def inspect(request: Request):
+        record = containers.get(request.match["id"])
+        return json_response(inspect_document(engine, record))
+
+    return [
+        ("POST", "/containers/create", create),
+        ("GET", "/containers/json", list_),
+        ("POST", "/containers/{id}/start", start),
+        ("POST", "/containers/{id}/wait", wait),
+        ("POST", "/containers/{id}/attach", attach),
+        ("GET", "/containers/{id}/logs", logs),
+        ("POST", "/containers/{id}/resize", resize),
+        ("POST", "/containers/{id}/kill", kill),
+        ("POST", "/containers/{id}/stop", stop),
+        ("DELETE", "/containers/{id}", delete),
+        ("GET", "/containers/{id}/json", inspect),
+    ]

@@ -1,0 +1,97 @@
+"""skiffd: serves the Docker Engine API on a Unix socket, on top of `skiff.engine.Engine`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+
+DEFAULT_HOST = "unix:///run/skiff/skiff.sock"
+
+
+def socket_path(host: str) -> str:
+    if not host.startswith("unix://"):
+        raise SystemExit(f"skiffd: only unix:// hosts are supported, not {host}")
+    return host[len("unix://"):]
+
+
+def already_serving(path: str) -> bool:
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+async def serve(args) -> None:
+    from skiff.api.app import App
+    from skiff.api.http import Server
+    from skiff.engine import Engine, EngineConfig
+
+    path = socket_path(args.host)
+    os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
+    if already_serving(path):
+        raise SystemExit(f"skiffd: another daemon already serves {path}")
+    engine = Engine(EngineConfig(root=args.root, exec_root=args.exec_root))
+    engine.monitor.ensure_running()
+    app = App(engine)
+    server = Server(app.dispatch, app.common_headers)
+    tmp = path + f".{os.getpid()}"
+    await server.listen_unix(tmp)
+    os.chmod(tmp, 0o660)
+    os.replace(tmp, path)
+    watcher = asyncio.ensure_future(engine.containers.watch_exits())
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    logging.getLogger("skiffd").info("skiffd serving %s (root %s)", path, args.root)
+    try:
+        await stop
+    finally:
+        watcher.cancel()
+        await server.close()
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        engine.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="skiffd", description="skiff's daemon: serves the "
+                                     "Docker Engine API on a Unix socket.")
+    parser.add_argument("-H", "--host", default=DEFAULT_HOST,
+                        help=f"socket to listen on (default {DEFAULT_HOST})")
+    parser.add_argument("--root", default="/var/lib/skiff", help="persistent state directory")
+    parser.add_argument("--exec-root", default="/run/skiff", help="runtime state directory")
+    parser.add_argument("-p", "--pidfile", help="write the daemon's pid here")
+    parser.add_argument("-D", "--debug", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        stream=sys.stderr)
+    if os.geteuid() != 0:
+        raise SystemExit("skiffd: must run as root (rootless mode is not there yet)")
+    if args.pidfile:
+        with open(args.pidfile, "w") as f:
+            f.write(f"{os.getpid()}\n")
+    try:
+        asyncio.run(serve(args))
+    finally:
+        if args.pidfile:
+            try:
+                os.unlink(args.pidfile)
+            except FileNotFoundError:
+                pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""/_ping, /version, /info."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+from skiff import __version__
+from skiff.api.http import Response, json_response
+from skiff.wire import version as wire_version
+
+ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
+
+
+def go_arch() -> str:
+    machine = platform.machine()
+    return ARCH.get(machine, machine)
+
+
+def cgroup_version() -> str:
+    return "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
+
+
+def routes(engine):
+    async def ping(request):
+        return Response(200, b"OK", content_type="text/plain; charset=utf-8",
+                        headers={"Builder-Version": "1", "Swarm": "inactive",
+                                 "Cache-Control": "no-cache, no-store, must-revalidate",
+                                 "Pragma": "no-cache"})
+
+    async def version(request):
+        uname = os.uname()
+        return json_response({
+            "Platform": {"Name": "skiff"},
+            "Components": [{"Name": "Engine", "Version": __version__, "Details": {
+                "ApiVersion": wire_version.API_VERSION,
+                "MinAPIVersion": wire_version.MIN_API_VERSION, "Os": "linux",
+                "Arch": go_arch(), "KernelVersion": uname.release}}],
+            "Version": __version__, "ApiVersion": wire_version.API_VERSION,
+            "MinAPIVersion": wire_version.MIN_API_VERSION, "GitCommit": "skiff",
+            "GoVersion": f"python{platform.python_version()}", "Os": "linux",
+            "Arch": go_arch(), "KernelVersion": uname.release, "Experimental": False,
+            "BuildTime": "",
+        })
+
+    async def info(request):
+        uname = os.uname()
+        records = engine.containers.records.list()
+        running = sum(1 for r in records if r.state.get("Running"))
+        paused = sum(1 for r in records if r.state.get("Paused"))
+        cgv = cgroup_version()
+        return json_response({
+            "ID": engine.daemon_id if hasattr(engine, "daemon_id") else "skiff",
+            "Containers": len(records), "ContainersRunning": running,
+            "ContainersPaused": paused, "ContainersStopped": len(records) - running - paused,
+            "Images": len(engine.images.list()), "Driver": "overlay2",
+            "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none", "null"],
+                        "Log": ["json-file"]},
+            "MemoryLimit": True, "SwapLimit": cgv == "2", "CpuCfsPeriod": True,
+            "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True, "PidsLimit": True,
+            "IPv4Forwarding": True, "Debug": False, "NFd": len(os.listdir("/proc/self/fd")),
+            "NGoroutines": 0, "SystemTime": _now(), "LoggingDriver": "json-file",
+            "CgroupDriver": "cgroupfs", "CgroupVersion": cgv, "NEventsListener": 0,
+            "KernelVersion": uname.release, "OperatingSystem": _os_name(), "OSType": "linux",
+            "OSVersion": "", "Architecture": platform.machine(), "NCPU": os.cpu_count(),
+            "MemTotal": _mem_total(), "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"],
+                               "IndexConfigs": {}, "Mirrors": []},
+            "DockerRootDir": engine.config.root, "HttpProxy": "", "HttpsProxy": "",
+            "NoProxy": "", "Name": uname.nodename, "Labels": [], "ExperimentalBuild": False,
+            "ServerVersion": __version__, "Runtimes": {"skiff": {"path": "skiff-runtime"}},
+            "DefaultRuntime": "skiff", "Swarm": {"LocalNodeState": "inactive",
+                                                 "ControlAvailable": False, "NodeID": "",
+                                                 "NodeAddr": "", "Error": "",
+                                                 "RemoteManagers": None},
+            "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
+            "SecurityOptions": ["name=seccomp,profile=builtin"] +
+            (["name=cgroupns"] if cgv == "2" else []),
+            "Warnings": [],
+        })
+
+    return [("GET", "/_ping", ping), ("GET", "/version", version), ("GET", "/info", info)]
+
+
+def _now() -> str:
+    from skiff.timefmt import rfc3339_nano
+
+    return rfc3339_nano()
+
+
+def _os_name() -> str:
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def _mem_total() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0

@@ -1,0 +1,374 @@
+"""Containers: create, start, wait, attach, kill, remove; their lifecycle states.
+
+The state of a container lives in the `containers` table (one transaction per change); the
+running process belongs to skiff-monitor, which tells us when it exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import signal
+from dataclasses import dataclass
+
+from skiff.engine import bundle, names
+from skiff.engine.logs import read_log
+from skiff.errors import Conflict, InvalidArgument, NotFound, NotModified, RuntimeFailure
+from skiff.monitor.client import MonitorClient
+from skiff.timefmt import rfc3339_nano
+from skiff.oci import spec as oci_spec
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+SIGNALS = {name[3:]: int(value) for name, value in signal.Signals.__members__.items()
+           if name.startswith("SIG") and not name.startswith("SIG_")}
+
+
+def parse_signal(text: str | int | None, default: int = signal.SIGKILL) -> int:
+    if text in (None, ""):
+        return default
+    if isinstance(text, int) or str(text).isdigit():
+        number = int(text)
+        if 0 < number < 65:
+            return number
+    else:
+        name = str(text).upper()
+        name = name[3:] if name.startswith("SIG") else name
+        if name in SIGNALS:
+            return SIGNALS[name]
+    raise InvalidArgument(f"Invalid signal: {text}")
+
+
+def new_state(status: str = "created") -> dict:
+    return {"Status": status, "Running": False, "Paused": False, "Restarting": False,
+            "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
+            "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME}
+
+
+@dataclass
+class Waiters:
+    exited: list[asyncio.Future]
+    removed: list[asyncio.Future]
+
+
+class ContainerService:
+    def __init__(self, *, root: str, records, images, snapshots, monitor: MonitorClient,
+                 host_resolv: str = "/etc/resolv.conf"):
+        self.dir = os.path.join(root, "containers")
+        os.makedirs(self.dir, mode=0o710, exist_ok=True)
+        self.records = records
+        self.images = images
+        self.snapshots = snapshots
+        self.monitor = monitor
+        self.host_resolv = host_resolv
+        self._waiters: dict[str, Waiters] = {}
+        self._events_task: asyncio.Task | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def container_dir(self, cid: str) -> str:
+        return os.path.join(self.dir, cid)
+
+    def get(self, ref: str):
+        return self.records.find(ref)
+
+    def _waiters_of(self, cid: str) -> Waiters:
+        return self._waiters.setdefault(cid, Waiters([], []))
+
+    # ------------------------------------------------------------------ create
+    def create(self, body: dict, name: str | None = None):
+        image_ref = body.get("Image") or ""
+        if not image_ref:
+            raise InvalidArgument("config cannot be empty in order to create a container")
+        image = self.images.get(image_ref)
+        image_config = (image.config or {}).get("config") or {}
+        args, env, cwd = bundle.container_process(image_config, body)
+        if name:
+            name = names.validate_name(name)
+        else:
+            name = names.random_name(self._name_taken)
+        cid = secrets.token_hex(32)
+        host_config = dict(body.get("HostConfig") or {})
+        tty = bool(body.get("Tty"))
+        hostname = body.get("Hostname") or cid[:12]
+        if tty and not any(e.startswith("TERM=") for e in env):
+            env.append("TERM=xterm")
+        env = [f"HOSTNAME={hostname}"] + [e for e in env if not e.startswith("HOSTNAME=")]
+        user_text = body.get("User") or image_config.get("User") or ""
+        chain_ids = self.images.chain_ids(image)
+        cdir = self.container_dir(cid)
+        os.makedirs(cdir, mode=0o710)
+        try:
+            mounts = self.snapshots.prepare(cid, chain_ids)
+            rootfs_mounts = [m.to_dict() for m in mounts]
+            user = self._resolve_user(user_text, rootfs_mounts)
+            spec = bundle.build_spec(
+                args=args, env=env, cwd=cwd, user=user, hostname=hostname, tty=tty,
+                open_stdin=bool(body.get("OpenStdin")), rootfs_mounts=rootfs_mounts,
+                extra_mounts=bundle.etc_mounts(cdir), cgroups_path=f"skiff/{cid[:32]}")
+            bundle.write_bundle(cdir, spec, bundle.etc_files(hostname, self._host_resolv()))
+            created = rfc3339_nano()
+            config = {
+                "Hostname": hostname, "Domainname": body.get("Domainname", ""),
+                "User": user_text, "AttachStdin": bool(body.get("AttachStdin")),
+                "AttachStdout": bool(body.get("AttachStdout", True)),
+                "AttachStderr": bool(body.get("AttachStderr", True)),
+                "Tty": tty, "OpenStdin": bool(body.get("OpenStdin")),
+                "StdinOnce": bool(body.get("StdinOnce")), "Env": env,
+                "Cmd": body.get("Cmd") if body.get("Cmd") else image_config.get("Cmd"),
+                "Image": image_ref, "WorkingDir": body.get("WorkingDir") or
+                image_config.get("WorkingDir", ""),
+                "Entrypoint": body.get("Entrypoint") if body.get("Entrypoint") is not None
+                else image_config.get("Entrypoint"),
+                "Labels": {**(image_config.get("Labels") or {}), **(body.get("Labels") or {})},
+                "StopSignal": body.get("StopSignal") or image_config.get("StopSignal"),
+                "StopTimeout": body.get("StopTimeout"),
+            }
+            document = {"Config": config, "HostConfig": host_config, "Path": args[0],
+                        "Args": args[1:], "ImageRef": image_ref, "RestartCount": 0}
+            record = self.records.insert(cid, name, image.id, created, document, new_state())
+        except BaseException:
+            self._discard(cid)
+            raise
+        return record
+
+    def _name_taken(self, name: str) -> bool:
+        try:
+            self.records.find(name)
+            return True
+        except NotFound:
+            return False
+
+    def _host_resolv(self) -> str:
+        try:
+            with open(self.host_resolv) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def _resolve_user(self, user_text: str, rootfs_mounts: list[dict]):
+        if not user_text:
+            return (0, 0, [])
+        return oci_spec.parse_user(user_text, self._image_file(rootfs_mounts, "etc/passwd"),
+                                   self._image_file(rootfs_mounts, "etc/group"))
+
+    @staticmethod
+    def _image_file(rootfs_mounts: list[dict], relpath: str) -> str:
+        """A file of the image, looked up through the overlay's lower dirs, top first."""
+        for mount in rootfs_mounts:
+            for option in mount.get("options", []):
+                if option.startswith("lowerdir="):
+                    for lower in option[len("lowerdir="):].split(":"):
+                        try:
+                            with open(os.path.join(lower, relpath)) as f:
+                                return f.read()
+                        except OSError:
+                            continue
+        return ""
+
+    def _discard(self, cid: str) -> None:
+        try:
+            self.snapshots.remove(cid)
+        except Exception:
+            pass
+        shutil.rmtree(self.container_dir(cid), ignore_errors=True)
+
+    # ------------------------------------------------------------------ start
+    async def start(self, ref: str):
+        record = self.records.find(ref)
+        state = record.state
+        if state.get("Running"):
+            raise NotModified("container already started")
+        cid = record.id
+        cdir = self.container_dir(cid)
+        config = record.config["Config"]
+        log_path = os.path.join(cdir, f"{cid}-json.log")
+        exit_path = os.path.join(cdir, "exit.json")
+        try:
+            os.unlink(exit_path)
+        except FileNotFoundError:
+            pass
+        try:
+            pid = await self.monitor.start(
+                cid, cdir, tty=config["Tty"], stdin=config["OpenStdin"],
+                stdin_once=config["StdinOnce"], log_path=log_path, exit_path=exit_path)
+        except RuntimeFailure as exc:
+            state = dict(state, Status="created" if state["Status"] == "created" else "exited",
+                         Error=exc.message, ExitCode=exc.exit_code)
+            self.records.update_state(cid, state)
+            if record.config["HostConfig"].get("AutoRemove"):
+                await self.remove(cid, force=True)
+            raise
+        self.records.update_state(cid, dict(
+            state, Status="running", Running=True, Pid=pid, ExitCode=0, Error="",
+            StartedAt=rfc3339_nano(), FinishedAt=ZERO_TIME))
+        return record
+
+    # ------------------------------------------------------------------ exits
+    async def watch_exits(self) -> None:
+        """Follow the monitor's exit events for as long as skiffd runs; first catch up on
+        exits that happened while we were away."""
+        while True:
+            events = self.monitor.events()
+            try:
+                first = asyncio.ensure_future(events.__anext__())
+                await asyncio.sleep(0)
+                await self.reconcile()
+                event = await first
+                while True:
+                    await self._on_exit(event)
+                    event = await events.__anext__()
+            except StopAsyncIteration:
+                pass
+            except (ConnectionError, OSError):
+                pass
+            await asyncio.sleep(0.2)  # the monitor went away: start it and follow again
+
+    async def reconcile(self) -> None:
+        listing = await self.monitor.call("list")
+        alive = {c["id"] for c in listing.get("containers", []) if c.get("running")}
+        for record in self.records.list():
+            if record.state.get("Running") and record.id not in alive:
+                exit_record = self._read_exit_file(record.id) or {
+                    "id": record.id, "exit_code": 255, "finished_at": rfc3339_nano()}
+                await self._on_exit(exit_record)
+
+    def _read_exit_file(self, cid: str) -> dict | None:
+        import json
+
+        try:
+            with open(os.path.join(self.container_dir(cid), "exit.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    async def _on_exit(self, event: dict) -> None:
+        cid = event.get("id")
+        try:
+            record = self.records.get(cid)
+        except NotFound:
+            return
+        if record.state.get("Running"):
+            self.records.update_state(cid, dict(
+                record.state, Status="exited", Running=False, Pid=0,
+                ExitCode=event.get("exit_code", 255), OOMKilled=event.get("oom_killed", False),
+                FinishedAt=event.get("finished_at") or rfc3339_nano()))
+        waiters = self._waiters_of(cid)
+        for fut in waiters.exited:
+            if not fut.done():
+                fut.set_result(event.get("exit_code", 255))
+        waiters.exited.clear()
+        if record.config["HostConfig"].get("AutoRemove"):
+            await self.remove(cid, force=True)
+
+    # ------------------------------------------------------------------ wait
+    async def wait(self, ref: str, condition: str = "not-running") -> dict:
+        record = self.records.find(ref)
+        cid = record.id
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise InvalidArgument(f"invalid condition: {condition!r}")
+        if condition == "not-running" and not record.state.get("Running"):
+            return {"StatusCode": record.state.get("ExitCode", 0), "Error": None}
+        waiters = self._waiters_of(cid)
+        loop = asyncio.get_running_loop()
+        exited = loop.create_future()
+        waiters.exited.append(exited)
+        removed = None
+        if condition == "removed":
+            removed = loop.create_future()
+            waiters.removed.append(removed)
+        code = await exited
+        if removed is not None:
+            await removed
+        return {"StatusCode": code, "Error": None}
+
+    # ------------------------------------------------------------------ signals
+    async def kill(self, ref: str, sig: str | int | None = None) -> None:
+        record = self.records.find(ref)
+        number = parse_signal(sig)
+        if not record.state.get("Running"):
+            raise Conflict(f"Cannot kill container: {ref}: Container {record.id} is not running")
+        await self.monitor.call("kill", id=record.id, signal=number)
+
+    async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+        record = self.records.find(ref)
+        if not record.state.get("Running"):
+            raise NotModified("container already stopped")
+        config = record.config["Config"]
+        number = parse_signal(sig or config.get("StopSignal"), default=signal.SIGTERM)
+        if timeout is None:
+            timeout = config.get("StopTimeout") or 10
+        loop = asyncio.get_running_loop()
+        exited = loop.create_future()
+        self._waiters_of(record.id).exited.append(exited)
+        await self.monitor.call("kill", id=record.id, signal=number)
+        try:
+            await asyncio.wait_for(asyncio.shield(exited), timeout if timeout >= 0 else None)
+        except asyncio.TimeoutError:
+            await self.monitor.call("kill", id=record.id, signal=signal.SIGKILL)
+            await exited
+
+    async def resize(self, ref: str, height: int, width: int) -> None:
+        record = self.records.find(ref)
+        if not record.state.get("Running"):
+            raise Conflict(f"Container {record.id} is not running")
+        await self.monitor.call("resize", id=record.id, height=height, width=width)
+
+    # ------------------------------------------------------------------ remove
+    async def remove(self, ref: str, force: bool = False) -> None:
+        record = self.records.find(ref)
+        cid = record.id
+        if record.state.get("Running"):
+            if not force:
+                raise Conflict(f"You cannot remove a running container {cid}. Stop the "
+                               "container before attempting removal or force remove")
+            loop = asyncio.get_running_loop()
+            exited = loop.create_future()
+            self._waiters_of(cid).exited.append(exited)
+            await self.monitor.call("kill", id=cid, signal=signal.SIGKILL)
+            await exited
+            if record.config["HostConfig"].get("AutoRemove"):
+                # Removal is under way through the exit handler.
+                fut = loop.create_future()
+                self._waiters_of(cid).removed.append(fut)
+                if self._exists(cid):
+                    await fut
+                return
+        if not self._exists(cid):
+            return
+        self.records.delete(cid)
+        self._discard(cid)
+        waiters = self._waiters.pop(cid, None)
+        if waiters:
+            for fut in waiters.exited + waiters.removed:
+                if not fut.done():
+                    fut.set_result(record.state.get("ExitCode", 0))
+
+    def _exists(self, cid: str) -> bool:
+        try:
+            self.records.get(cid)
+            return True
+        except NotFound:
+            return False
+
+    # ------------------------------------------------------------------ attach and logs
+    async def attach(self, ref: str, *, stdin: bool):
+        record = self.records.find(ref)
+        stream = await self.monitor.attach(record.id, stdin=stdin,
+                                           before_start=not record.state.get("Running"))
+        return record, stream
+
+    def logs(self, ref: str, **options):
+        record = self.records.find(ref)
+        path = os.path.join(self.container_dir(record.id), f"{record.id}-json.log")
+
+        def running() -> bool:
+            try:
+                return bool(self.records.get(record.id).state.get("Running"))
+            except NotFound:
+                return False
+
+        return record, read_log(path, still_running=running, **options)
+
+    def log_path(self, cid: str) -> str:
+        return os.path.join(self.container_dir(cid), f"{cid}-json.log")

@@ -1,0 +1,99 @@
+"""Reading a container's json-file log back: filters as `docker logs` has them, and follow."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from typing import AsyncIterator, Callable
+
+from skiff.timefmt import parse_rfc3339
+
+STREAMS = {"stdout": 1, "stderr": 2}
+FOLLOW_POLL = 0.05
+
+
+def parse_timestamp(text: str) -> float:
+    """RFC 3339 (with nanoseconds) or Unix seconds (`1700000000.5`) to Unix seconds."""
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    return parse_rfc3339(text)
+
+
+def decode_line(line: bytes) -> tuple[int, str, str] | None:
+    try:
+        record = json.loads(line)
+        return STREAMS[record["stream"]], record["log"], record["time"]
+    except (ValueError, KeyError, TypeError):
+        return None  # a torn last line while the monitor writes it
+
+
+def select(records, *, stdout: bool, stderr: bool, since: float | None, until: float | None):
+    for stream, text, stamp in records:
+        if (stream == 1 and not stdout) or (stream == 2 and not stderr):
+            continue
+        if since is not None or until is not None:
+            t = parse_timestamp(stamp)
+            if since is not None and t < since:
+                continue
+            if until is not None and t > until:
+                continue
+        yield stream, text, stamp
+
+
+def render(stream: int, text: str, stamp: str, timestamps: bool) -> tuple[int, bytes]:
+    data = text.encode()
+    if timestamps:
+        data = stamp.encode() + b" " + data
+    return stream, data
+
+
+async def read_log(path: str, *, stdout=True, stderr=True, tail: int | None = None,
+                   since: float | None = None, until: float | None = None,
+                   timestamps: bool = False, follow: bool = False,
+                   still_running: Callable[[], bool] = lambda: False
+                   ) -> AsyncIterator[tuple[int, bytes]]:
+    """Yields (stream, bytes) from the log; with `follow`, keeps going until the container
+    has stopped and everything it wrote has been read."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        lines = f.read().splitlines(keepends=True)
+        pending = b""
+        if lines and not lines[-1].endswith(b"\n"):
+            pending = lines.pop()
+        records = [r for r in map(decode_line, lines) if r]
+        chosen = list(select(records, stdout=stdout, stderr=stderr, since=since, until=until))
+        if tail is not None and tail >= 0:
+            chosen = chosen[-tail:] if tail else []
+        for record in chosen:
+            yield render(*record, timestamps)
+        if not follow:
+            return
+        while True:
+            running = still_running()
+            chunk = f.read()
+            if chunk:
+                data = pending + chunk
+                parts = data.split(b"\n")
+                pending = parts.pop()
+                for line in parts:
+                    record = decode_line(line)
+                    if record:
+                        for r in select([record], stdout=stdout, stderr=stderr, since=since,
+                                        until=until):
+                            yield render(*r, timestamps)
+                continue
+            if not running:
+                return
+            await asyncio.sleep(FOLLOW_POLL)
+
+
+def log_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
