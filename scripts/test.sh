@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run skiff's whole test suite (as root): installs what the tests need first.
+#   sudo ./scripts/test.sh [pytest args]
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+"$here/scripts/install.sh" --deps
+cd "$here"
+exec "${PYTHON:-python3}" -m pytest -q -rs "$@" tests
