@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""skiff's benchmark suite: hot paths timed end to end, beside docker and podman.
+
+    python3 bench/run.py [--runs 20] [--install-peers] [--engines skiff,docker,podman]
+
+Each engine gets its own private daemon/root (started here, stopped at the end) and loads the
+same busybox docker-archive that the tests build, so every engine runs the same bytes. Prints a
+table and writes the figures as JSON under bench/results/.
+
+Measured now: `run --rm busybox true` (the whole CLI -> daemon -> container -> exit path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+IMAGES = os.environ.get("SKIFF_TEST_IMAGES", "/var/tmp/skiff-test-images")
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, **kw)
+
+
+def wait_for_socket(path: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} did not appear")
+        time.sleep(0.05)
+
+
+def time_runs(cmd: list[str], runs: int, env=None, warmup: int = 2) -> list[float]:
+    for _ in range(warmup):
+        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def stats(times: list[float]) -> dict:
+    ordered = sorted(times)
+    q = statistics.quantiles(ordered, n=10) if len(ordered) >= 2 else [ordered[0]] * 9
+    return {"median_ms": round(statistics.median(ordered), 1), "p10_ms": round(q[0], 1),
+            "p90_ms": round(q[-1], 1), "min_ms": round(ordered[0], 1),
+            "max_ms": round(ordered[-1], 1), "runs": len(ordered)}
+
+
+# ---------------------------------------------------------------------------------- engines
+class Skiff:
+    name = "skiff"
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="skiff-bench-")
+        self.sock = os.path.join(self.dir, "run", "skiff.sock")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "skiff.api.daemon", "--root", os.path.join(self.dir, "root"),
+             "--exec-root", os.path.join(self.dir, "run"), "-H", f"unix://{self.sock}"],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "skiffd.log"), "w"))
+        wait_for_socket(self.sock)
+        self.cli = [shutil.which("skiff") or "skiff", "-H", f"unix://{self.sock}"]
+        sh(self.cli + ["load", "-q", "-i", os.path.join(IMAGES, "busybox.tar")])
+        return self
+
+    def run_cmd(self):
+        return self.cli + ["run", "--rm", "busybox", "true"]
+
+    def __exit__(self, *exc):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        pid_file = os.path.join(self.dir, "run", "monitor.pid")
+        if os.path.exists(pid_file):
+            try:
+                os.kill(int(open(pid_file).read()), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
+        subprocess.run(["umount", "-R", self.dir], stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Docker:
+    name = "docker"
+
+    @staticmethod
+    def available() -> bool:
+        return bool(shutil.which("dockerd") and shutil.which("containerd") and
+                    shutil.which("docker"))
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="docker-bench-")
+        d = self.dir
+        self.containerd_sock = f"{d}/containerd.sock"
+        cfg = f"{d}/containerd.toml"
+        with open(cfg, "w") as f:
+            f.write(f'version = 2\nroot = "{d}/containerd-root"\nstate = "{d}/containerd-state"\n'
+                    f'[grpc]\n  address = "{self.containerd_sock}"\n')
+        self.containerd = subprocess.Popen(["containerd", "--config", cfg],
+                                           stdout=subprocess.DEVNULL,
+                                           stderr=open(f"{d}/containerd.log", "w"))
+        wait_for_socket(self.containerd_sock)
+        self.sock = f"{d}/docker.sock"
+        self.dockerd = subprocess.Popen(
+            ["dockerd", f"--containerd={self.containerd_sock}", "--storage-driver=overlay2",
+             "-H", f"unix://{self.sock}", f"--data-root={d}/data", f"--exec-root={d}/exec",
+             f"--pidfile={d}/docker.pid", "--bridge=none", "--iptables=false"],
+            stdout=subprocess.DEVNULL, stderr=open(f"{d}/dockerd.log", "w"))
+        wait_for_socket(self.sock)
+        self.cli = ["docker", "-H", f"unix://{self.sock}"]
+        for _ in range(100):
+            if subprocess.run(self.cli + ["version"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL).returncode == 0:
+                break
+            time.sleep(0.1)
+        sh(self.cli + ["load", "-q", "-i", os.path.join(IMAGES, "busybox.tar")])
+        return self
+
+    def run_cmd(self):
+        return self.cli + ["run", "--rm", "--network", "none", "busybox", "true"]
+
+    def __exit__(self, *exc):
+        for proc in (self.dockerd, self.containerd):
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        subprocess.run(["umount", "-R", self.dir], stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Podman:
+    name = "podman"
+
+    @staticmethod
+    def available() -> bool:
+        return bool(shutil.which("podman"))
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="podman-bench-")
+        conf = os.path.join(self.dir, "containers.conf")
+        with open(conf, "w") as f:
+            # The default ulimits need CAP_SYS_RESOURCE, which these machines withhold.
+            f.write('[containers]\ndefault_ulimits = ["nofile=20000:20000", '
+                    '"nproc=32768:32768"]\n[engine]\nruntime = "runc"\n')
+        self.env = dict(os.environ, CONTAINERS_CONF=conf)
+        self.cli = ["podman", "--root", f"{self.dir}/root", "--runroot", f"{self.dir}/run"]
+        sh(self.cli + ["load", "-q", "-i", os.path.join(IMAGES, "busybox.tar")], env=self.env)
+        return self
+
+    def run_cmd(self):
+        return self.cli + ["run", "--rm", "--network", "none", "busybox", "true"]
+
+    def __exit__(self, *exc):
+        subprocess.run(self.cli + ["system", "reset", "-f"], env=self.env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["umount", "-R", self.dir], stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--engines", default="skiff,docker,podman")
+    parser.add_argument("--install-peers", action="store_true",
+                        help="apt-get install docker.io containerd podman first")
+    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = parser.parse_args()
+    if args.install_peers:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "docker.io", "containerd", "runc",
+                        "podman"], check=True)
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_test_images.py"),
+                    "--out", IMAGES], check=True, stdout=subprocess.DEVNULL)
+    engines = {"skiff": Skiff, "docker": Docker, "podman": Podman}
+    results = {}
+    for name in args.engines.split(","):
+        cls = engines[name]
+        if hasattr(cls, "available") and not cls.available():
+            print(f"{name}: not installed, skipped (--install-peers installs it)")
+            continue
+        with cls() as engine:
+            times = time_runs(engine.run_cmd(), args.runs, env=getattr(engine, "env", None))
+            results[name] = {"run_rm_true": stats(times)}
+    print(f"\n{'engine':8} {'run --rm busybox true':>24}   p10..p90")
+    for name, r in results.items():
+        s = r["run_rm_true"]
+        print(f"{name:8} {s['median_ms']:>21} ms   {s['p10_ms']}..{s['p90_ms']} ms")
+    if "skiff" in results:
+        for peer in ("docker", "podman"):
+            if peer in results:
+                ratio = results["skiff"]["run_rm_true"]["median_ms"] / \
+                    results[peer]["run_rm_true"]["median_ms"]
+                print(f"skiff / {peer}: {ratio:.2f}")
+    os.makedirs(args.out, exist_ok=True)
+    out = os.path.join(args.out, time.strftime("run-%Y%m%d-%H%M%S.json"))
+    with open(out, "w") as f:
+        json.dump({"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "results": results}, f, indent=1)
+    print(f"figures written to {out}")
+
+
+if __name__ == "__main__":
+    main()
