@@ -1,0 +1,125 @@
+"""A private skiffd per test module: its own root, exec-root and socket, removed afterwards."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def mounts_under(path: str) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(path)]
+
+
+def cgroup_dirs_under(name: str) -> list[str]:
+    """Cgroup directories called `name` anywhere beneath our own cgroups."""
+    found = []
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.strip().split(":", 2)
+            sub = controllers.split(",")[0].replace("name=", "") if controllers else "unified"
+            base = f"/sys/fs/cgroup/{sub}{path}"
+            for dirpath, dirnames, _ in os.walk(base):
+                if name in dirnames:
+                    found.append(os.path.join(dirpath, name))
+    return found
+
+
+class Daemon:
+    def __init__(self, tmp: str):
+        self.dir = tmp
+        self.root = os.path.join(tmp, "root")
+        self.exec_root = os.path.join(tmp, "run")
+        self.sock = os.path.join(self.exec_root, "skiff.sock")
+        self.host = f"unix://{self.sock}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(os.path.join(self.dir, "skiffd.log"), "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "skiff.api.daemon", "--root", self.root, "--exec-root",
+             self.exec_root, "-H", self.host], stdout=log, stderr=log,
+            env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src")))
+        deadline = time.monotonic() + 20
+        while not os.path.exists(self.sock):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("skiffd did not start:\n" + self.log())
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def monitor_pid(self) -> int | None:
+        try:
+            with open(os.path.join(self.exec_root, "monitor.pid")) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return None
+
+    def log(self) -> str:
+        try:
+            with open(os.path.join(self.dir, "skiffd.log")) as f:
+                return f.read()[-5000:]
+        except OSError:
+            return ""
+
+    def cli(self, *args, input=None, timeout=60) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "skiff.cli.main", "-H", self.host, *args],
+                              input=input, capture_output=True, timeout=timeout,
+                              env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src")))
+
+    def client(self):
+        import docker
+
+        return docker.DockerClient(base_url=self.host, version="1.45", timeout=60)
+
+    def load_busybox(self, images_dir: str) -> None:
+        result = self.cli("load", "-i", os.path.join(images_dir, "busybox.tar"))
+        assert result.returncode == 0, result.stderr.decode() + self.log()
+
+
+@pytest.fixture(scope="module")
+def daemon(test_images):
+    if os.geteuid() != 0:
+        pytest.skip("skiffd needs root")
+    tmp = tempfile.mkdtemp(prefix="skiff-it-", dir="/var/tmp")
+    d = Daemon(tmp)
+    try:
+        d.start()
+        d.load_busybox(test_images)
+        yield d
+    finally:
+        try:
+            client = d.client()
+            for c in client.containers.list(all=True):
+                c.remove(force=True)
+        except Exception:
+            pass
+        d.stop()
+        pid = d.monitor_pid()
+        if pid:
+            try:
+                os.kill(pid, signal.SIGTERM)
+                for _ in range(100):
+                    os.kill(pid, 0)
+                    time.sleep(0.02)
+            except OSError:
+                pass
+        for mount in reversed(mounts_under(tmp)):
+            subprocess.run(["umount", "-l", mount], stderr=subprocess.DEVNULL)
+        shutil.rmtree(tmp, ignore_errors=True)
