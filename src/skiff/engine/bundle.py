@@ -66,7 +66,7 @@ def build_spec(*, args: list[str], env: list[str], cwd: str, user: tuple[int, in
                hostname: str, tty: bool, open_stdin: bool, rootfs_mounts: list[dict],
                extra_mounts: list[dict], cgroups_path: str, labels: dict | None = None) -> dict:
     spec = oci_spec.default_spec(args=args, env=env, cwd=cwd, user=user, hostname=hostname,
-                                 terminal=tty)
+                                 terminal=tty, rlimits=default_rlimits())
     spec["root"] = {"path": "rootfs", "readonly": False}
     spec["mounts"] = list(spec.get("mounts", [])) + extra_mounts
     spec["linux"]["cgroupsPath"] = cgroups_path
@@ -74,6 +74,18 @@ def build_spec(*, args: list[str], env: list[str], cwd: str, user: tuple[int, in
     annotations[ROOTFS_MOUNTS_ANNOTATION] = json.dumps(rootfs_mounts)
     spec["annotations"] = annotations
     return spec
+
+
+def default_rlimits() -> list[dict]:
+    """Docker's default open-files limit, but never above our own hard limit: raising it
+    needs CAP_SYS_RESOURCE, which some hosts withhold."""
+    import resource
+
+    wanted = oci_spec.DEFAULT_RLIMITS[0]["hard"]
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    return [{"type": "RLIMIT_NOFILE", "soft": wanted, "hard": wanted}]
 
 
 def etc_files(hostname: str, host_resolv: str) -> dict[str, str]:
