@@ -1,0 +1,47 @@
+import asyncio
+import json
+
+from skiff.engine.logs import read_log
+from skiff.monitor.logfile import MAX_PARTIAL, JsonFileLog
+
+
+def records(path):
+    return [json.loads(line) for line in open(path)]
+
+
+def test_lines_split_and_streams_kept(tmp_path):
+    path = tmp_path / "c-json.log"
+    log = JsonFileLog(str(path))
+    log.write(1, b"hel")
+    log.write(1, b"lo\nwor")
+    log.write(2, b"oops\n")
+    log.close()
+    recs = records(path)
+    assert [(r["stream"], r["log"]) for r in recs] == [
+        ("stdout", "hello\n"), ("stderr", "oops\n"), ("stdout", "wor")]
+    assert recs[0]["time"].endswith("Z")
+
+
+def test_endless_line_is_cut(tmp_path):
+    path = tmp_path / "c-json.log"
+    log = JsonFileLog(str(path))
+    log.write(1, b"x" * (MAX_PARTIAL * 3 + 5))
+    log.close()
+    assert [len(r["log"]) for r in records(path)] == [MAX_PARTIAL] * 3 + [5]
+
+
+def test_read_back_with_tail_and_timestamps(tmp_path):
+    path = tmp_path / "c-json.log"
+    log = JsonFileLog(str(path))
+    log.write(1, b"a\nb\nc\n")
+    log.write(2, b"e\n")
+    log.close()
+
+    async def collect(**kw):
+        return [item async for item in read_log(str(path), **kw)]
+
+    assert asyncio.run(collect()) == [(1, b"a\n"), (1, b"b\n"), (1, b"c\n"), (2, b"e\n")]
+    assert asyncio.run(collect(tail=2)) == [(1, b"c\n"), (2, b"e\n")]
+    assert asyncio.run(collect(stderr=False, tail=0)) == []
+    stamped = asyncio.run(collect(timestamps=True, stdout=False))
+    assert stamped[0][1].endswith(b"Z e\n")
