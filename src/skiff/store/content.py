@@ -16,27 +16,22 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
 from skiff.errors import InvalidArgument, NotFound
+from skiff.oci.digest import parse_digest
 from skiff.store import failpoint
 
 CHUNK = 1 << 20
-_ALGORITHMS = {"sha256": 64, "sha384": 96, "sha512": 128}
-_HEX = re.compile(r"^[a-f0-9]+$")
+_ALGORITHMS = ("sha256", "sha384", "sha512")
 TEMP_PREFIX = ".ingest-"
 
 
 def split_digest(digest: str) -> tuple[str, str]:
-    """`"sha256:<hex>"` -> `("sha256", "<hex>")`; InvalidArgument for anything else."""
-    alg, sep, hexpart = digest.partition(":") if isinstance(digest, str) else ("", "", "")
-    if not sep or alg not in _ALGORITHMS or len(hexpart) != _ALGORITHMS[alg] \
-            or not _HEX.match(hexpart):
-        raise InvalidArgument(f"invalid digest: {digest!r}")
-    return alg, hexpart
+    """`"sha256:<hex>"` -> `("sha256", "<hex>")`; InvalidArgument (go-digest's wording) else."""
+    return parse_digest(digest)
 
 
 class ContentStore:
