@@ -4,7 +4,8 @@ Owns: stdout/stderr stream framing (`framing`), API versions and their negotiati
 (`version`), JSON progress messages and the JSON-stream decoder (`progress`), the error
 body and `ProtocolError` (`errors`), and the `filters` query parameter (`filters`).
 
-Rules: bytes or text in, values or events out; no sockets, files or event loops. Every
-decoder names a limit on what it buffers and raises `ProtocolError` (saying that the remote
-side broke the protocol) beyond it. Imports nothing of skiff except `skiff.errors`.
+Rules: bytes or text in, values or events out; no I/O (no sockets, files or event
+loops). Every decoder names a limit on what it buffers and raises `ProtocolError` (saying
+that the remote side broke the protocol) beyond it. Imports nothing of skiff except
+`skiff.errors`.
 """
