@@ -273,7 +273,8 @@ class Index:
             raise InvalidArgument(f"invalid index: unexpected media type {media_type}")
         subject = _typed(doc, "subject", dict, "index")
         return cls(
-            manifests=[Descriptor.from_dict(d) for d in _typed(doc, "manifests", list, "index", [])],
+            manifests=[Descriptor.from_dict(d)
+                       for d in _typed(doc, "manifests", list, "index", [])],
             media_type=media_type,
             annotations=_typed(doc, "annotations", dict, "index"),
             subject=Descriptor.from_dict(subject) if subject is not None else None,

@@ -122,8 +122,8 @@ class JSONStreamDecoder:
                 if start == len(buffer):
                     break
                 if buffer[start] != ord("{"):
-                    raise ProtocolError(
-                        f"expected a JSON object in the stream, got {bytes(buffer[start:start + 20])!r}")
+                    found = bytes(buffer[start:start + 20])
+                    raise ProtocolError(f"expected a JSON object in the stream, got {found!r}")
                 self._pos = start
                 fast = self._try_line(buffer, start)
                 if fast is not None:
