@@ -1,0 +1,207 @@
+"""`images`, `load`, `rmi`, `pull`."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from skiff.cli.context import StatusError
+
+IMAGES_HEADERS = {
+    "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "ID": "IMAGE ID",
+    "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
+    "Containers": "CONTAINERS", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE",
+    "VirtualSize": "VIRTUAL SIZE",
+}
+IMAGES_DEFAULT = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+IMAGES_DIGESTS = ("table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}"
+                  "\t{{.Size}}")
+
+
+def _familiar(ref_text: str):
+    """(familiar repository, tag or digest) of a RepoTags/RepoDigests entry, or None."""
+    from skiff.cli import refs
+
+    try:
+        ref = refs.parse(ref_text, default_tag=False)
+    except ValueError:
+        return None
+    return ref.familiar_name(), ref.tag, ref.digest
+
+
+def image_rows(image: dict, show_digests: bool) -> list[tuple[str, str, str]]:
+    """(repository, tag, digest) rows for one image of `GET /images/json`, as docker
+    expands RepoTags and RepoDigests."""
+    repo_tags: dict[str, list[str]] = {}
+    repo_digests: dict[str, list[str]] = {}
+    for text in image.get("RepoTags") or []:
+        parsed = _familiar(text)
+        if parsed and parsed[1]:
+            repo_tags.setdefault(parsed[0], []).append(parsed[1])
+    for text in image.get("RepoDigests") or []:
+        parsed = _familiar(text)
+        if parsed and parsed[2]:
+            repo_digests.setdefault(parsed[0], []).append(parsed[2])
+    rows = []
+    for repo, tags in repo_tags.items():
+        digests = repo_digests.pop(repo, [])
+        if not show_digests:
+            digests = []
+        for tag in tags:
+            if not digests:
+                rows.append((repo, tag, "<none>"))
+            else:
+                rows.extend((repo, tag, digest) for digest in digests)
+    for repo, digests in repo_digests.items():
+        if show_digests:
+            rows.extend((repo, "<none>", digest) for digest in digests)
+        else:
+            rows.append((repo, "<none>", "<none>"))
+    if not repo_tags and not repo_digests:
+        rows.append(("<none>", "<none>", "<none>"))
+    return rows
+
+
+def images_fields(image: dict, repo: str, tag: str, digest: str, trunc: bool,
+                  now: float) -> dict:
+    from skiff.cli import format as fmt
+
+    created = image.get("Created") or 0
+    size = image.get("Size") or 0
+    shared = image.get("SharedSize", -1)
+    return {
+        "ID": fmt.short_id(image.get("Id", ""), trunc),
+        "Repository": repo,
+        "Tag": tag,
+        "Digest": digest,
+        "CreatedSince": fmt.ago(created, now),
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(created)),
+        "Size": fmt.human_size(size),
+        "VirtualSize": fmt.human_size(image.get("VirtualSize", size) or 0),
+        "SharedSize": fmt.human_size(shared) if shared is not None and shared >= 0 else "N/A",
+        "UniqueSize": fmt.human_size(size - shared) if shared is not None and shared >= 0 else "N/A",
+        "Containers": str(image.get("Containers")) if image.get("Containers", -1) >= 0 else "N/A",
+    }
+
+
+def cmd_images(cli, opts, args) -> int:
+    from skiff.cli.commands.containers import filters_param, render_rows
+
+    client = cli.client()
+    filter_values = list(opts.filter)
+    if args:
+        filter_values.append(f"reference={args[0]}")
+    params = {"all": 1 if opts.all else None, "digests": 1 if opts.digests else None}
+    filters = filters_param(filter_values)
+    if filters:
+        params["filters"] = filters
+    images = client.get("/images/json", params) or []
+    trunc = not opts.no_trunc
+    now = time.time()
+    rows = []
+    for image in images:
+        for repo, tag, digest in image_rows(image, opts.digests):
+            rows.append(images_fields(image, repo, tag, digest, trunc, now))
+    if opts.quiet:
+        for row in rows:
+            cli.out(row["ID"])
+        return 0
+    render_rows(cli, rows, opts.format, IMAGES_DIGESTS if opts.digests else IMAGES_DEFAULT,
+                IMAGES_HEADERS)
+    return 0
+
+
+def cmd_rmi(cli, opts, args) -> int:
+    from skiff.client.client import quote_path
+    from skiff.client.errors import APIError
+
+    client = cli.client()
+    params = {"force": 1 if opts.force else None, "noprune": 1 if opts.no_prune else None}
+    errors = []
+    for name in args:
+        try:
+            deleted = client.delete(f"/images/{quote_path(name)}", params) or []
+        except APIError as exc:
+            errors.append(exc.explanation())
+            continue
+        for item in deleted:
+            if item.get("Untagged"):
+                cli.out(f"Untagged: {item['Untagged']}")
+            if item.get("Deleted"):
+                cli.out(f"Deleted: {item['Deleted']}")
+    if errors:
+        raise StatusError(1, "\n".join(errors))
+    return 0
+
+
+def _terminal_width(cli) -> int:
+    from skiff.cli.attach import terminal_size
+
+    size = terminal_size((1, 2))
+    return size[1] if size else 80
+
+
+def cmd_load(cli, opts, args) -> int:
+    from skiff.cli.progress import render_stream
+
+    if opts.input:
+        source = open(opts.input, "rb")
+        headers = {"Content-Type": "application/x-tar",
+                   "Content-Length": str(os.fstat(source.fileno()).st_size)}
+    else:
+        if cli.isatty(cli.stdin):
+            raise StatusError(1, "requested load from stdin, but stdin is empty")
+        source = getattr(cli.stdin, "buffer", cli.stdin)
+        headers = {"Content-Type": "application/x-tar"}
+        try:
+            import stat
+
+            info = os.fstat(source.fileno())
+            if stat.S_ISREG(info.st_mode):
+                headers["Content-Length"] = str(info.st_size - source.tell())
+        except (OSError, AttributeError, ValueError):
+            pass
+    client = cli.client()
+    try:
+        params = {"quiet": 1 if opts.quiet else None}
+        with client.request("POST", "/images/load", params, body=source, headers=headers,
+                            stream=True) as resp:
+            if resp.content_type == "application/json":
+                render_stream(resp.iter_json(), cli.stdout, cli.isatty(cli.stdout),
+                              _terminal_width(cli))
+            else:
+                for chunk in resp.iter_chunks():
+                    cli.out_bytes(chunk)
+    finally:
+        if opts.input:
+            source.close()
+    return 0
+
+
+def cmd_pull(cli, opts, args) -> int:
+    from skiff.cli import refs
+    from skiff.cli.progress import ProgressRenderer
+
+    try:
+        ref = refs.parse(args[0], default_tag=not opts.all_tags)
+    except ValueError as exc:
+        raise StatusError(1, str(exc)) from None
+    if opts.all_tags and ref.tag:
+        raise StatusError(1, "tag can't be used with --all-tags/-a")
+    params = {"fromImage": ref.name}
+    if not opts.all_tags:
+        params["tag"] = ref.api_tag
+    if opts.platform:
+        params["platform"] = opts.platform
+    client = cli.client()
+    with client.request("POST", "/images/create", params, stream=True) as resp:
+        if opts.quiet:
+            from skiff.cli.commands.run import _NullWriter
+
+            renderer = ProgressRenderer(_NullWriter(), False)
+        else:
+            renderer = ProgressRenderer(cli.stdout, cli.isatty(cli.stdout), _terminal_width(cli))
+        for message in resp.iter_json():
+            renderer.feed(message)
+    cli.out(str(ref))
+    return 0

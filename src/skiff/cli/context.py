@@ -1,0 +1,106 @@
+"""What every command gets: the daemon's host, a lazily connected client (starting skiffd when
+the default socket is silent and we are root), the standard streams, and `StatusError` for
+leaving with a given exit status."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from skiff.client import DEFAULT_HOST
+
+
+class StatusError(Exception):
+    """Leave with `status`, after printing `message` (if any) to stderr."""
+
+    def __init__(self, status: int, message: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def resolve_host(flag_host: str | None, environ=os.environ) -> tuple[str, bool]:
+    """(host, is_default): `-H`, else `SKIFF_HOST`, else the default socket."""
+    if flag_host:
+        return flag_host, flag_host == DEFAULT_HOST
+    env = environ.get("SKIFF_HOST")
+    if env:
+        return env, env == DEFAULT_HOST
+    return DEFAULT_HOST, True
+
+
+class Cli:
+    def __init__(self, host: str = DEFAULT_HOST, is_default_host: bool = True,
+                 debug: bool = False, stdin=None, stdout=None, stderr=None):
+        self.host = host
+        self.is_default_host = is_default_host
+        self.debug = debug
+        self.stdin = stdin if stdin is not None else sys.stdin
+        self.stdout = stdout if stdout is not None else sys.stdout
+        self.stderr = stderr if stderr is not None else sys.stderr
+        self._client = None
+
+    # -- the daemon ----------------------------------------------------------------------
+
+    def client(self):
+        """A Client whose API version is negotiated (so the daemon is known to answer)."""
+        if self._client is None:
+            from skiff.client.client import Client
+            from skiff.client.errors import DaemonUnreachable
+
+            client = Client(self.host)
+            try:
+                client.negotiate()
+            except DaemonUnreachable:
+                if not self._may_autostart():
+                    raise
+                from skiff.cli.autostart import start_daemon
+
+                start_daemon(self)
+                client.negotiate()
+            self.log(f"API version {client.api_version} on {self.host}")
+            self._client = client
+        return self._client
+
+    def _may_autostart(self) -> bool:
+        if not self.is_default_host or os.environ.get("SKIFF_NO_AUTOSTART"):
+            return False
+        return hasattr(os, "geteuid") and os.geteuid() == 0
+
+    # -- output --------------------------------------------------------------------------
+
+    def out(self, text: str = "", end: str = "\n") -> None:
+        self.stdout.write(text + end)
+
+    def err(self, text: str = "", end: str = "\n") -> None:
+        self.stdout.flush()
+        self.stderr.write(text + end)
+        self.stderr.flush()
+
+    def out_bytes(self, data: bytes) -> None:
+        self._write_bytes(self.stdout, data)
+
+    def err_bytes(self, data: bytes) -> None:
+        self._write_bytes(self.stderr, data)
+
+    @staticmethod
+    def _write_bytes(stream, data: bytes) -> None:
+        buffer = getattr(stream, "buffer", None)
+        if buffer is not None:
+            stream.flush()
+            buffer.write(data)
+            buffer.flush()
+        else:
+            stream.write(data.decode("utf-8", "replace"))
+            stream.flush()
+
+    def log(self, text: str) -> None:
+        """A line on stderr with --debug only."""
+        if self.debug:
+            self.err(f"[debug] {text}")
+
+    def isatty(self, stream) -> bool:
+        try:
+            return stream.isatty()
+        except (AttributeError, ValueError):
+            return False

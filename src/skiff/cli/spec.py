@@ -1,0 +1,223 @@
+"""Every command's usage line, flags and handler: the whole command line as data.
+
+Handlers are "module:function" strings, imported only when their command runs, so that
+`skiff ps` does not pay for `run`'s terminal handling.
+"""
+
+from __future__ import annotations
+
+from skiff.cli.flags import BOOL, INT, LIST, STRING, Command, Flag
+
+_C = "skiff.cli.commands."
+
+# -- container create / run ------------------------------------------------------------------
+
+CREATE_FLAGS = [
+    Flag("add-host", "", LIST, help="Add a custom host-to-IP mapping (host:ip)", metavar="list"),
+    Flag("cap-add", "", LIST, help="Add Linux capabilities", metavar="list"),
+    Flag("cap-drop", "", LIST, help="Drop Linux capabilities", metavar="list"),
+    Flag("entrypoint", "", STRING, help="Overwrite the default ENTRYPOINT of the image"),
+    Flag("env", "e", LIST, help="Set environment variables", metavar="list"),
+    Flag("env-file", "", LIST, help="Read in a file of environment variables", metavar="list"),
+    Flag("expose", "", LIST, help="Expose a port or a range of ports", metavar="list"),
+    Flag("hostname", "h", STRING, help="Container host name"),
+    Flag("init", "", BOOL,
+         help="Run an init inside the container that forwards signals and reaps processes"),
+    Flag("interactive", "i", BOOL, help="Keep STDIN open even if not attached"),
+    Flag("label", "l", LIST, help="Set meta data on a container", metavar="list"),
+    Flag("memory", "m", STRING, help="Memory limit", metavar="bytes"),
+    Flag("name", "", STRING, help="Assign a name to the container"),
+    Flag("network", "", STRING, help="Connect a container to a network", metavar="network"),
+    Flag("platform", "", STRING, help="Set platform if server is multi-platform capable"),
+    Flag("privileged", "", BOOL, help="Give extended privileges to this container"),
+    Flag("publish", "p", LIST, help="Publish a container's port(s) to the host", metavar="list"),
+    Flag("publish-all", "P", BOOL, help="Publish all exposed ports to random ports"),
+    Flag("pull", "", STRING, "missing",
+         help='Pull image before running ("always", "missing", "never")'),
+    Flag("quiet", "q", BOOL, help="Suppress the pull output"),
+    Flag("read-only", "", BOOL, help="Mount the container's root filesystem as read only"),
+    Flag("restart", "", STRING, "no", help="Restart policy to apply when a container exits"),
+    Flag("rm", "", BOOL,
+         help="Automatically remove the container and its associated anonymous volumes when "
+              "it exits"),
+    Flag("stop-signal", "", STRING, help="Signal to stop the container"),
+    Flag("stop-timeout", "", INT, help="Timeout (in seconds) to stop a container"),
+    Flag("tmpfs", "", LIST, help="Mount a tmpfs directory", metavar="list"),
+    Flag("tty", "t", BOOL, help="Allocate a pseudo-TTY"),
+    Flag("user", "u", STRING,
+         help="Username or UID (format: <name|uid>[:<group|gid>])"),
+    Flag("volume", "v", LIST, help="Bind mount a volume", metavar="list"),
+    Flag("workdir", "w", STRING, help="Working directory inside the container"),
+]
+
+RUN_FLAGS = sorted(
+    CREATE_FLAGS
+    + [
+        Flag("detach", "d", BOOL, help="Run container in background and print container ID"),
+        Flag("detach-keys", "", STRING, help="Override the key sequence for detaching a container"),
+        Flag("sig-proxy", "", BOOL, True, help="Proxy received signals to the process"),
+    ],
+    key=lambda f: f.long,
+)
+
+COMMANDS: list[Command] = [
+    Command("run", "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
+            "Create and run a new container from an image", _C + "run:cmd_run",
+            RUN_FLAGS, min_args=1, interspersed=False,
+            aliases=("container run", "run")),
+    Command("create", "create [OPTIONS] IMAGE [COMMAND] [ARG...]",
+            "Create a new container", _C + "run:cmd_create",
+            CREATE_FLAGS, min_args=1, interspersed=False,
+            aliases=("container create", "create")),
+    Command("start", "start [OPTIONS] CONTAINER [CONTAINER...]",
+            "Start one or more stopped containers", _C + "run:cmd_start",
+            [
+                Flag("attach", "a", BOOL, help="Attach STDOUT/STDERR and forward signals"),
+                Flag("detach-keys", "", STRING,
+                     help="Override the key sequence for detaching a container"),
+                Flag("interactive", "i", BOOL, help="Attach container's STDIN"),
+            ], min_args=1, aliases=("container start", "start")),
+    Command("ps", "ps [OPTIONS]", "List containers", _C + "containers:cmd_ps",
+            [
+                Flag("all", "a", BOOL, help="Show all containers (default shows just running)"),
+                Flag("filter", "f", LIST, help="Filter output based on conditions provided",
+                     metavar="filter"),
+                Flag("format", "", STRING,
+                     help="Format output using a template ('table', 'table TEMPLATE', 'json' "
+                          "or 'TEMPLATE' with {{.Field}} placeholders)"),
+                Flag("last", "n", INT, -1,
+                     help="Show n last created containers (includes all states)"),
+                Flag("latest", "l", BOOL,
+                     help="Show the latest created container (includes all states)"),
+                Flag("no-trunc", "", BOOL, help="Don't truncate output"),
+                Flag("quiet", "q", BOOL, help="Only display container IDs"),
+                Flag("size", "s", BOOL, help="Display total file sizes"),
+            ], max_args=0,
+            aliases=("container ls", "container list", "container ps", "ps")),
+    Command("rm", "rm [OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers",
+            _C + "containers:cmd_rm",
+            [
+                Flag("force", "f", BOOL,
+                     help="Force the removal of a running container (uses SIGKILL)"),
+                Flag("link", "l", BOOL, help="Remove the specified link"),
+                Flag("volumes", "v", BOOL,
+                     help="Remove anonymous volumes associated with the container"),
+            ], min_args=1, aliases=("container rm", "container remove", "rm")),
+    Command("logs", "logs [OPTIONS] CONTAINER", "Fetch the logs of a container",
+            _C + "containers:cmd_logs",
+            [
+                Flag("details", "", BOOL, help="Show extra details provided to logs"),
+                Flag("follow", "f", BOOL, help="Follow log output"),
+                Flag("since", "", STRING,
+                     help='Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative '
+                          '(e.g. "42m" for 42 minutes)'),
+                Flag("tail", "n", STRING, "all",
+                     help="Number of lines to show from the end of the logs"),
+                Flag("timestamps", "t", BOOL, help="Show timestamps"),
+                Flag("until", "", STRING,
+                     help='Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or '
+                          'relative (e.g. "42m" for 42 minutes)'),
+            ], min_args=1, max_args=1, aliases=("container logs", "logs")),
+    Command("wait", "wait CONTAINER [CONTAINER...]",
+            "Block until one or more containers stop, then print their exit codes",
+            _C + "containers:cmd_wait", [], min_args=1, aliases=("container wait", "wait")),
+    Command("stop", "stop [OPTIONS] CONTAINER [CONTAINER...]",
+            "Stop one or more running containers", _C + "containers:cmd_stop",
+            [
+                Flag("signal", "s", STRING, help="Signal to send to the container"),
+                Flag("timeout", "t", INT,
+                     help="Seconds to wait before killing the container"),
+            ], min_args=1, aliases=("container stop", "stop")),
+    Command("kill", "kill [OPTIONS] CONTAINER [CONTAINER...]",
+            "Kill one or more running containers", _C + "containers:cmd_kill",
+            [Flag("signal", "s", STRING, help="Signal to send to the container")],
+            min_args=1, aliases=("container kill", "kill")),
+    Command("inspect", "inspect [OPTIONS] NAME|ID [NAME|ID...]",
+            "Return low-level information on containers, images, networks and volumes", _C + "system:cmd_inspect",
+            [
+                Flag("format", "f", STRING,
+                     help="Format output using a template ({{.Field.Sub}}, {{json .Field}})"),
+                Flag("size", "s", BOOL, help="Display total file sizes if the type is container"),
+                Flag("type", "", STRING, help="Only inspect objects of the given type"),
+            ], min_args=1),
+    Command("images", "images [OPTIONS] [REPOSITORY[:TAG]]", "List images",
+            _C + "images:cmd_images",
+            [
+                Flag("all", "a", BOOL,
+                     help="Show all images (default hides intermediate images)"),
+                Flag("digests", "", BOOL, help="Show digests"),
+                Flag("filter", "f", LIST, help="Filter output based on conditions provided",
+                     metavar="filter"),
+                Flag("format", "", STRING,
+                     help="Format output using a template ('table', 'json' or 'TEMPLATE')"),
+                Flag("no-trunc", "", BOOL, help="Don't truncate output"),
+                Flag("quiet", "q", BOOL, help="Only show image IDs"),
+            ], max_args=1, aliases=("image ls", "image list", "images")),
+    Command("load", "load [OPTIONS]", "Load an image from a tar archive or STDIN",
+            _C + "images:cmd_load",
+            [
+                Flag("input", "i", STRING,
+                     help="Read from tar archive file, instead of STDIN"),
+                Flag("quiet", "q", BOOL, help="Suppress the load output"),
+            ], max_args=0, aliases=("image load", "load")),
+    Command("rmi", "rmi [OPTIONS] IMAGE [IMAGE...]", "Remove one or more images",
+            _C + "images:cmd_rmi",
+            [
+                Flag("force", "f", BOOL, help="Force removal of the image"),
+                Flag("no-prune", "", BOOL, help="Do not delete untagged parents"),
+            ], min_args=1, aliases=("image rm", "image remove", "rmi")),
+    Command("pull", "pull [OPTIONS] NAME[:TAG|@DIGEST]", "Download an image from a registry",
+            _C + "images:cmd_pull",
+            [
+                Flag("all-tags", "a", BOOL, help="Download all tagged images in the repository"),
+                Flag("platform", "", STRING, help="Set platform if server is multi-platform capable"),
+                Flag("quiet", "q", BOOL, help="Suppress verbose output"),
+            ], min_args=1, max_args=1, aliases=("image pull", "pull")),
+    Command("version", "version [OPTIONS]", "Show the skiff version information",
+            _C + "system:cmd_version",
+            [Flag("format", "f", STRING, help="Format output using a template ({{.Client.Version}}) or 'json'")],
+            max_args=0),
+    Command("info", "info [OPTIONS]", "Display system-wide information",
+            _C + "system:cmd_info",
+            [Flag("format", "f", STRING, help="Format output using a template or 'json'")],
+            max_args=0, aliases=("system info", "info")),
+]
+
+BY_NAME = {c.name: c for c in COMMANDS}
+
+# Management commands: `skiff container ls` is `skiff ps`.
+GROUPS = {
+    "container": {
+        "run": "run", "create": "create", "start": "start", "ls": "ps", "list": "ps",
+        "ps": "ps", "rm": "rm", "remove": "rm", "logs": "logs", "wait": "wait",
+        "stop": "stop", "kill": "kill", "inspect": "inspect",
+    },
+    "image": {
+        "ls": "images", "list": "images", "load": "load", "rm": "rmi", "remove": "rmi",
+        "pull": "pull", "inspect": "inspect",
+    },
+    "system": {"info": "info"},
+}
+
+GROUP_HELP = {
+    "container": "Manage containers",
+    "image": "Manage images",
+    "system": "Manage skiff",
+}
+
+COMMON = ["run", "ps", "pull", "images", "version", "info"]
+
+
+def lookup(words: list[str]) -> tuple[Command | None, list[str], str | None]:
+    """(command, remaining words, group) for `words` after the global flags."""
+    if not words:
+        return None, [], None
+    first = words[0]
+    if first in GROUPS:
+        if len(words) < 2 or words[1].startswith("-"):
+            return None, words[1:], first
+        target = GROUPS[first].get(words[1])
+        if target is None:
+            return None, words[1:], first
+        return BY_NAME[target], words[2:], first
+    return BY_NAME.get(first), words[1:], None
