@@ -23,14 +23,12 @@ clean-up from deleting a blob that a concurrent load has just stored).
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import posixpath
 import re
 import tarfile
 import threading
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import BinaryIO
@@ -39,13 +37,12 @@ from skiff.errors import Conflict, InvalidArgument, NotFound
 from skiff.oci import image as oci_image
 from skiff.oci import reference
 from skiff.oci.digest import digest_of, is_digest, parse_digest
-from skiff.snapshot import Snapshotter
+from skiff.snapshot import Snapshotter, unpack
 from skiff.store import ContentStore, MetadataDB
 
 METADATA_LIMIT = 16 * 1024 * 1024  # manifest.json, index.json, configs: read into memory
 _BLOB_PATH = re.compile(r"^blobs/([a-z0-9]+)/([a-f0-9]+)$")
 _ID_PREFIX = re.compile(r"^(?:sha256:)?([a-f0-9]{1,64})$")
-_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
 
 
 @dataclass(frozen=True)
@@ -112,10 +109,12 @@ class _Archive:
 
     def read(self, fileobj: BinaryIO) -> None:
         try:
-            with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
+            stream = unpack.decompressed(fileobj)
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
                 for info in tar:
                     self._member(tar, info)
-        except _ARCHIVE_ERRORS as e:
+            unpack.drain(stream)  # a compressed tarball's trailer is checked at its end
+        except unpack.decode_errors() as e:
             detail = str(e) or type(e).__name__
             if "unexpected end" in detail or isinstance(e, EOFError):
                 detail = "unexpected EOF (the tarball is truncated)"
@@ -413,6 +412,22 @@ class ImageService:
         for digest in digests:
             if not self._blob_used(digest):
                 self.store.delete(digest)
+
+    def cleanup(self) -> dict:
+        """Start-up clean-up after a crash: temp files of interrupted ingests and unpacks, and
+        the blobs and snapshots that no image row names (what a killed load or removal left).
+        Call it before anything else uses the store: it counts only images' references, so a
+        package that keeps blobs for other reasons (a build cache) must run after it."""
+        with self._lock:
+            temp = self.store.cleanup_temp() + self.snapshots.cleanup_temp()
+            chains = [c for c in self.snapshots.list() if not self.db.query_one(
+                "SELECT 1 FROM image_layers WHERE chain_id = ? LIMIT 1", (c,))]
+            for chain in chains:
+                self.snapshots.delete(chain)
+            blobs = [d for d, _ in self.store.walk() if not self._blob_used(d)]
+            for digest in blobs:
+                self.store.delete(digest)
+            return {"temp": temp, "snapshots": len(chains), "blobs": len(blobs)}
 
     def _blob_used(self, digest: str) -> bool:
         return bool(self.db.query_one(

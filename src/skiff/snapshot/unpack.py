@@ -127,8 +127,9 @@ def _read_exactly(raw, n: int) -> bytes:
 
 
 def decompressed(raw: BinaryIO, media_type: str | None = None):
-    """A reader of the uncompressed tar inside `raw`, whatever its compression."""
-    head = _read_exactly(raw, 4)
+    """A reader of the uncompressed stream inside `raw`: gzip, zstd (with the `zstandard`
+    module), bzip2, xz or plain, recognised by magic bytes as docker does."""
+    head = _read_exactly(raw, 6)
     stream = _Prefixed(head, raw)
     if head.startswith(_GZIP_MAGIC):
         return gzip.GzipFile(fileobj=stream, mode="rb")
@@ -139,7 +140,19 @@ def decompressed(raw: BinaryIO, media_type: str | None = None):
             raise InvalidArgument(f"layer is zstd-compressed ({media_type or 'no media type'})"
                                   f" but the zstandard module is not installed") from None
         return zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
+    if head.startswith(b"BZh"):
+        import bz2
+        return bz2.BZ2File(stream)
+    if head.startswith(b"\xfd7zXZ\x00"):
+        import lzma
+        return lzma.LZMAFile(stream)
     return stream
+
+
+def drain(reader) -> None:
+    """Read `reader` to its end, so that a decompressor checks its trailer (CRC, length)."""
+    while reader.read(CHUNK):
+        pass
 
 
 def safe_parts(name: str) -> list[str]:
@@ -381,10 +394,11 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _decode_errors() -> tuple[type[BaseException], ...]:
+def decode_errors() -> tuple[type[BaseException], ...]:
     """What a corrupt or truncated stream raises, from tarfile and the decompressors."""
+    import lzma
     errors: tuple[type[BaseException], ...] = (tarfile.TarError, EOFError, zlib.error,
-                                               gzip.BadGzipFile)
+                                               gzip.BadGzipFile, lzma.LZMAError)
     try:
         import zstandard
     except ImportError:
@@ -401,7 +415,7 @@ def apply_layer(blob: BinaryIO, dest: str, *, media_type: str | None = None,
     """
     try:
         raw = decompressed(blob, media_type)
-    except _decode_errors() as e:
+    except decode_errors() as e:
         raise InvalidArgument(f"invalid layer: {e}") from None
     hashing = _HashingReader(raw)
     extractor = _Extractor(dest, chown)
@@ -411,7 +425,7 @@ def apply_layer(blob: BinaryIO, dest: str, *, media_type: str | None = None,
                 extractor.apply(tar, info)
         hashing.drain()  # the diff id covers the whole stream, padding and trailer included
         extractor.finish()
-    except _decode_errors() as e:
+    except decode_errors() as e:
         raise InvalidArgument(f"invalid layer tar: {e or type(e).__name__}") from None
     finally:
         extractor.close()
