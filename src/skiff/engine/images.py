@@ -40,7 +40,8 @@ from skiff.oci.digest import digest_of, is_digest, parse_digest
 from skiff.snapshot import Snapshotter, unpack
 from skiff.store import ContentStore, MetadataDB
 
-METADATA_LIMIT = 16 * 1024 * 1024  # manifest.json, index.json, configs: read into memory
+METADATA_LIMIT = 16 * 1024 * 1024  # one manifest.json, index.json or config, read into memory
+METADATA_TOTAL_LIMIT = 64 * 1024 * 1024  # all of them in one archive
 _BLOB_PATH = re.compile(r"^blobs/([a-z0-9]+)/([a-f0-9]+)$")
 _ID_PREFIX = re.compile(r"^(?:sha256:)?([a-f0-9]{1,64})$")
 
@@ -106,6 +107,7 @@ class _Archive:
         self.files: dict[str, _Member] = {}
         self.links: dict[str, str] = {}
         self.ingested: set[str] = set()     # digests this load wrote (or found) in the store
+        self.metadata_bytes = 0
 
     def read(self, fileobj: BinaryIO) -> None:
         try:
@@ -142,7 +144,8 @@ class _Archive:
             self.ingested.add(digest)
             self.files[name] = _Member(digest=digest, size=size)
         elif name.endswith(".json") or name in ("repositories", "oci-layout"):
-            if info.size > METADATA_LIMIT:
+            self.metadata_bytes += info.size
+            if info.size > METADATA_LIMIT or self.metadata_bytes > METADATA_TOTAL_LIMIT:
                 raise InvalidArgument(f"invalid image archive: {name} is too large")
             data = tar.extractfile(info).read()
             if len(data) != info.size:
