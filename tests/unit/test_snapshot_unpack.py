@@ -170,6 +170,25 @@ def test_whiteouts_converted(world):
     assert not os.path.exists(f"{fs}/.wh..wh.plnk")
 
 
+@root_only
+def test_whiteout_and_entry_of_the_same_name_in_one_layer(world):
+    """A whiteout hides only lower layers: with a same-named entry in the same layer, that
+    entry stays and (for a directory) becomes opaque, whichever comes first."""
+    snaps, _, tmp = world
+    data = make_tar([
+        entry(".wh.a"), d("a/"), entry("a/new", data=b"n"),      # whiteout, then the dir
+        entry(".wh.b"), entry("b/inner", data=b"i"),            # whiteout, then a child
+        d("c/"), entry("c/kept", data=b"k"), entry(".wh.c"),    # dir, then its whiteout
+        entry("f", data=b"f"), entry(".wh.f"),                  # file, then its whiteout
+    ])
+    chain, _ = unpack_bytes(snaps, tmp, data)
+    fs = snaps.path(chain)
+    for name, child in (("a", "new"), ("b", "inner"), ("c", "kept")):
+        assert os.path.isdir(f"{fs}/{name}") and os.listdir(f"{fs}/{name}") == [child]
+        assert os.getxattr(f"{fs}/{name}", "trusted.overlay.opaque") == b"y"
+    assert open(f"{fs}/f").read() == "f"
+
+
 def test_gzip_and_idempotent(world):
     snaps, _, tmp = world
     plain = make_tar([entry("hello", data=b"world" * 1000)])

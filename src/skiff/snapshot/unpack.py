@@ -193,6 +193,15 @@ class _Extractor:
                     os.mkdir(part, 0o755, dir_fd=fd)
                     nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 except OSError as e:
+                    if e.errno == errno.ENOTDIR and create and _is_whiteout(part, fd):
+                        # `.wh.a` then `a/x` in one layer: a new `a` that hides the lower one
+                        os.unlink(part, dir_fd=fd)
+                        os.mkdir(part, 0o755, dir_fd=fd)
+                        nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                        os.setxattr(nfd, OPAQUE_XATTR, b"y")
+                        os.close(fd)
+                        fd = nfd
+                        continue
                     if e.errno in (errno.ELOOP, errno.ENOTDIR):
                         raise InvalidArgument(
                             f"invalid layer entry {entry!r}: {'/'.join(parts)} is not a "
@@ -246,8 +255,11 @@ class _Extractor:
         dirfd = self.open_dir(parts[:-1], info.name, create=True)
         try:
             if info.isdir():
+                replaces_whiteout = _is_whiteout(base, dirfd)
                 if not self.clear(base, dirfd, keep_dir=True):
                     os.mkdir(base, 0o700, dir_fd=dirfd)
+                if replaces_whiteout:  # `.wh.a` then `a/`: the new `a` hides the lower one
+                    self.set_opaque(base, dirfd)
                 self.metadata(info, base, dirfd, tuple(parts))
             elif info.isreg():
                 self.clear(base, dirfd)
@@ -327,10 +339,23 @@ class _Extractor:
             raise InvalidArgument(f"invalid layer entry {info.name!r}: bad whiteout")
         dirfd = self.open_dir(parts[:-1], info.name, create=True)
         try:
-            self.clear(name, dirfd)
-            os.mknod(name, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=dirfd)
+            st = self._lstat(name, dirfd)
+            if st is None:
+                os.mknod(name, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=dirfd)
+            elif stat.S_ISDIR(st.st_mode):
+                # `a/...` then `.wh.a` in one layer: a whiteout hides only lower layers, so the
+                # layer's own `a` stays, and hides the lower `a`'s contents
+                self.set_opaque(name, dirfd)
+            # a non-directory of this layer already hides whatever the lower layers have
         finally:
             os.close(dirfd)
+
+    def set_opaque(self, name: str, dirfd: int) -> None:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dirfd)
+        try:
+            os.setxattr(fd, OPAQUE_XATTR, b"y")
+        finally:
+            os.close(fd)
 
     def metadata(self, info: tarfile.TarInfo, base: str, dirfd: int,
                  dir_key: tuple[str, ...] | None, fd: int | None = None) -> None:
@@ -386,6 +411,15 @@ class _Extractor:
                 os.utime(fd, self.dir_times[key])
             finally:
                 os.close(fd)
+
+
+def _is_whiteout(name: str, dirfd: int) -> bool:
+    """Is `name` an overlay whiteout (a 0:0 character device) made earlier in this layer?"""
+    try:
+        st = os.lstat(name, dir_fd=dirfd)
+    except FileNotFoundError:
+        return False
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
 def _write_all(fd: int, data: bytes) -> None:
