@@ -106,6 +106,7 @@ def spawn(bundle, container_id, *, stdio=None, console_socket=None, state_root=N
                 "ociVersion": config.get("ociVersion", "1.0.2"), "id": container_id,
                 "pid": pid, "pid_start": start_time(pid), "bundle": bundle,
                 "rootfs": plan.rootfs, "created": _now(),
+                "cgroup_dirs": [d for _h, d in plan.cgroups],
                 "annotations": config.get("annotations") or {}})
         return pid
     except BaseException:
@@ -335,18 +336,28 @@ def start(container_id: str, state_root: str, timeout: float | None = None) -> N
 def cleanup(bundle_or_spec, container_id, *, state_root=None) -> None:
     """Remove what spawn() left for a container whose init has been reaped: its cgroups
     (killing anything still in them) and its state directory."""
-    if isinstance(bundle_or_spec, dict):
-        config = bundle_or_spec
-    else:
+    dirs = None
+    if state_root is not None:
+        from . import state as _state
         try:
-            config = load_config(os.path.abspath(bundle_or_spec))
-        except RuntimeFailure:
-            config = {}
-    linux = config.get("linux") or {}
-    try:
-        dirs = _cgroups.paths(linux.get("cgroupsPath"), container_id, _host.current())
-    except InvalidArgument:
-        dirs = []
+            recorded = _state.read(state_root, container_id).get("cgroup_dirs")
+        except SkiffError:
+            recorded = None
+        if recorded is not None:
+            dirs = [(None, d) for d in recorded]
+    if dirs is None:
+        if isinstance(bundle_or_spec, dict):
+            config = bundle_or_spec
+        else:
+            try:
+                config = load_config(os.path.abspath(bundle_or_spec))
+            except RuntimeFailure:
+                config = {}
+        linux = config.get("linux") or {}
+        try:
+            dirs = _cgroups.paths(linux.get("cgroupsPath"), container_id, _host.current())
+        except InvalidArgument:
+            dirs = []
     _cgroups.remove(dirs)
     if state_root is not None:
         from . import state as _state

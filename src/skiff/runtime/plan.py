@@ -319,7 +319,9 @@ def _cgroup_mount(dest, opts, host, cg_dirs, new_cgroup_ns) -> list:
     for h in host.hierarchies:
         target = posixpath.join(dest, h.name)
         if new_cgroup_ns:
-            out.append(S.Mount("cgroup", target, "cgroup", flags, ",".join(h.controllers)))
+            named = [c[5:] for c in h.controllers if c.startswith("name=")]
+            out.append(S.Mount(named[0] if named else "cgroup", target, "cgroup", flags,
+                               ",".join(h.controllers)))
         else:
             out.append(S.Mount(dirs.get(id(h), h.mountpoint), target, "", _m.MS_BIND, "",
                                flags | _m.MS_BIND | _m.MS_REMOUNT, (), "dir"))
