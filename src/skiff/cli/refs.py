@@ -1,6 +1,6 @@
 """Image references as the CLI needs them: the `fromImage`/`tag` pair of `POST /images/create`,
 the familiar form for messages (`busybox:latest`) and the full form `pull` prints
-(`docker.io/library/busybox:latest`). Uses skiff.oci.reference when present."""
+(`docker.io/library/busybox:latest`), on top of skiff.oci.reference."""
 
 from __future__ import annotations
 
@@ -45,49 +45,23 @@ class ImageRef:
         return self.name + self._suffix()
 
 
+def _explicit_tag(text: str) -> bool:
+    name = text.split("@", 1)[0]
+    return name.rfind(":") > name.rfind("/")
+
+
 def parse(text: str, default_tag: bool = True) -> ImageRef:
-    """Docker's normalisation; `default_tag` adds `latest` when there is neither tag nor
-    digest. ValueError("invalid reference format") for what cannot be a reference."""
+    """Docker's normalisation (skiff.oci.reference); `default_tag` adds `latest` when there is
+    neither tag nor digest. ValueError with docker's text for what cannot be a reference."""
+    from skiff.oci.reference import parse as oci_parse
+
     try:
-        from skiff.oci.reference import parse as oci_parse
-    except ImportError:
-        oci_parse = None
-    if oci_parse is not None:
-        try:
-            ref = oci_parse(text)
-        except Exception as exc:  # InvalidArgument
-            raise ValueError(getattr(exc, "message", str(exc))) from None
-        tag, digest = ref.tag, ref.digest
-        if default_tag and not tag and not digest:
-            tag = "latest"
-        return ImageRef(ref.domain, ref.path, tag, digest)
-    return _parse(text, default_tag)
-
-
-def _parse(text: str, default_tag: bool) -> ImageRef:
-    if not text or text != text.strip() or " " in text:
-        raise ValueError("invalid reference format")
-    rest, _, digest = text.partition("@")
-    tag = None
-    slash = rest.rfind("/")
-    colon = rest.rfind(":")
-    if colon > slash:
-        rest, tag = rest[:colon], rest[colon + 1:]
-        if not tag:
-            raise ValueError("invalid reference format")
-    first, sep, remainder = rest.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        domain, path = first, remainder
-    else:
-        domain, path = DEFAULT_DOMAIN, rest
-    if domain == "index.docker.io":
-        domain = DEFAULT_DOMAIN
-    if domain == DEFAULT_DOMAIN and "/" not in path:
-        path = f"library/{path}"
-    if not path:
-        raise ValueError("invalid reference format")
-    if path != path.lower():
-        raise ValueError(f"invalid reference format: repository name ({path}) must be lowercase")
-    if default_tag and tag is None and not digest:
+        ref = oci_parse(text)
+    except Exception as exc:  # InvalidArgument
+        raise ValueError(getattr(exc, "message", str(exc))) from None
+    tag, digest = ref.tag, ref.digest
+    if not default_tag and tag and not _explicit_tag(text):
+        tag = None
+    if default_tag and not tag and not digest:
         tag = "latest"
-    return ImageRef(domain, path, tag, digest or None)
+    return ImageRef(ref.domain, ref.path, tag, digest)
