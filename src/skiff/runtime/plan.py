@@ -69,7 +69,7 @@ class Plan:
 
 
 def _clean(path: str) -> str:
-    return posixpath.normpath("/" + path) if path else "/"
+    return posixpath.normpath("/" + path.lstrip("/")) if path else "/"
 
 
 def _abs(bundle: str, path: str) -> str:
