@@ -344,3 +344,27 @@ def test_remove_rules(service, test_images):
     report = service.remove(image.short_id)
     assert report[0] == {"Deleted": image.id}
     nothing_stored(service)
+
+
+def test_multi_platform_layout_takes_this_hosts_image(service, busybox_layer):
+    """An index whose other platforms' blobs are absent (as `docker save` of one platform of
+    a multi-platform image writes it): the host's image loads, the rest is ignored."""
+    config = config_for([busybox_layer])
+    single = tarfile.open(fileobj=io.BytesIO(oci_archive(config, [busybox_layer], {})))
+    files = {m.name: single.extractfile(m).read() for m in single.getmembers()}
+    [host_desc] = json.loads(files["index.json"])["manifests"]
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    other = "arm64" if arch != "arm64" else "amd64"
+    nested = json.dumps({"schemaVersion": 2,
+                         "mediaType": "application/vnd.oci.image.index.v1+json",
+                         "manifests": [
+        dict(host_desc, platform={"os": "linux", "architecture": other}, digest=sha(b"gone")),
+        dict(host_desc, platform={"os": "linux", "architecture": arch}),
+        dict(host_desc, platform={"os": "unknown", "architecture": "unknown"},
+             digest=sha(b"attestation"))]}).encode()
+    files[f"blobs/sha256/{sha(nested)[7:]}"] = nested
+    files["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": sha(nested),
+        "size": len(nested), "annotations": {"io.containerd.image.name": "multi:1"}}]}).encode()
+    assert service.load(io.BytesIO(tar_of(files))) == ["Loaded image: multi:1"]
+    assert service.get("multi:1").id == sha(config)

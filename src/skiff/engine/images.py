@@ -240,8 +240,12 @@ class ImageService:
         entries = _json(archive.files["manifest.json"].data, "manifest.json")
         if not isinstance(entries, list):
             raise InvalidArgument("invalid image archive: manifest.json is not a list")
-        manifests_by_config = self._oci_manifests(archive) if "index.json" in archive.files \
-            else {}
+        manifests_by_config = {}
+        if "index.json" in archive.files:
+            try:  # only tells the manifest digests: docker's manifest.json is what counts here
+                manifests_by_config = self._oci_manifests(archive)
+            except InvalidArgument:
+                pass
         found = []
         for entry in entries:
             if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str) or \
@@ -296,6 +300,9 @@ class ImageService:
                 for _, manifest, m_desc in self._manifests(archive, sub, depth + 1):
                     out.append((desc, manifest, m_desc))
             elif desc.media_type in oci_image.MANIFEST_TYPES or not desc.media_type:
+                if desc.platform and not desc.platform.matches(_host_platform()) and \
+                        len(index.manifests) > 1:
+                    continue  # another platform's image (its blobs are often not there)
                 out.append((desc, oci_image.Manifest.from_json(archive.blob(desc.digest)), desc))
         return out
 
