@@ -11,7 +11,7 @@ import pytest
 
 from skiff.errors import RuntimeFailure
 
-from .runtime_bundles import (cgroup_leftovers, make_config, make_rootfs, mounts_under,
+from .test_runtime_bundles import (cgroup_leftovers, make_config, make_rootfs, mounts_under,
                               new_id, overlay_bundle, write_bundle)
 
 pytestmark = [pytest.mark.root,

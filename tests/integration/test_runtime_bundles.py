@@ -1,4 +1,4 @@
-"""Busybox bundles for the runtime tests (a helper module, not a test file)."""
+"""Busybox bundles for the runtime tests (helpers only: no tests here)."""
 
 import json
 import os
