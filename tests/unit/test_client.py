@@ -31,7 +31,13 @@ fake = _load_fake()
 
 from skiff.client import APIError, Client, DaemonUnreachable, HijackedStream, ProtocolError  # noqa: E402
 from skiff.client.client import encode_params, error_message, negotiate  # noqa: E402
-from skiff.client.transport import decode_chunked, parse_host, parse_response_head  # noqa: E402
+from skiff.client.transport import (  # noqa: E402
+    ChunkedDecoder,
+    Headers,
+    body_framing,
+    parse_host,
+    parse_response_head,
+)
 from skiff.errors import InvalidArgument  # noqa: E402
 from skiff.wire.version import API_VERSION  # noqa: E402
 
@@ -55,8 +61,10 @@ def frame(stream, data):
 def test_public_surface_is_lazy_and_complete():
     import subprocess
 
-    code = ("import sys, skiff.client as c; assert 'http.client' not in sys.modules, 'eager'; "
-            "[getattr(c, n) for n in c.__all__]; print('ok')")
+    code = ("import sys, skiff.client as c; assert 'skiff.client.client' not in sys.modules; "
+            "[getattr(c, n) for n in c.__all__]; "
+            "assert 'http.client' not in sys.modules, 'http.client is slow to import'; "
+            "print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert out.stdout.strip() == "ok", out.stderr
@@ -108,9 +116,32 @@ def test_parse_response_head():
         parse_response_head(b"SSH-2.0-OpenSSH\r\n\r\n")
 
 
-def test_decode_chunked():
-    assert decode_chunked(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n") == b"hello world"
-    assert decode_chunked(b"5\r\nhel") == b"hel"
+def test_chunked_decoder_byte_by_byte():
+    body = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n"
+    whole = ChunkedDecoder()
+    assert whole.feed(body) == b"hello world" and whole.done
+    split = ChunkedDecoder()
+    assert b"".join(split.feed(body[i:i + 1]) for i in range(len(body))) == b"hello world"
+    assert split.done
+
+
+@pytest.mark.parametrize("bad", [b"zz\r\n", b"3\r\nabcXY", b"1" * 5000])
+def test_chunked_decoder_rejects(bad):
+    with pytest.raises(ProtocolError):
+        ChunkedDecoder().feed(bad)
+
+
+@pytest.mark.parametrize("method, status, headers, expected", [
+    ("GET", 200, {"content-length": "5"}, ("length", 5)),
+    ("GET", 200, {"transfer-encoding": "chunked", "content-length": "5"}, ("chunked", 0)),
+    ("GET", 200, {}, ("close", 0)),
+    ("HEAD", 200, {"content-length": "5"}, ("none", 0)),
+    ("POST", 204, {}, ("none", 0)),
+    ("POST", 304, {}, ("none", 0)),
+    ("POST", 101, {}, ("none", 0)),
+])
+def test_body_framing(method, status, headers, expected):
+    assert body_framing(method, status, Headers(headers)) == expected
 
 
 # -- connecting and negotiating --------------------------------------------------------------

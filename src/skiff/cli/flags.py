@@ -11,8 +11,6 @@ wrong number of arguments); `render_usage_error` prints them as docker does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 BOOL, STRING, INT, LIST = "bool", "string", "int", "list"
 
 _TRUE = {"1", "t", "T", "true", "TRUE", "True"}
@@ -34,15 +32,21 @@ class HelpRequested(Exception):
     """`--help` was given."""
 
 
-@dataclass
 class Flag:
-    long: str
-    short: str = ""
-    kind: str = BOOL
-    default: object = None
-    help: str = ""
-    metavar: str = ""
-    hidden: bool = False
+    """One flag: `long` name, optional one-letter `short`, its kind (bool, string, int or
+    list), default, help text and the word shown for its value in --help."""
+
+    __slots__ = ("long", "short", "kind", "default", "help", "metavar", "hidden")
+
+    def __init__(self, long: str, short: str = "", kind: str = BOOL, default=None,
+                 help: str = "", metavar: str = "", hidden: bool = False):
+        self.long = long
+        self.short = short
+        self.kind = kind
+        self.default = default
+        self.help = help
+        self.metavar = metavar
+        self.hidden = hidden
 
     @property
     def dest(self) -> str:
@@ -61,20 +65,30 @@ class Flag:
         return f"--{self.long}"
 
 
-@dataclass
 class Command:
     """One command: its flags, how many positional arguments it takes, and its handler as
     "module:function" (imported only when the command runs)."""
 
-    name: str
-    usage: str
-    description: str
-    handler: str
-    flags: list[Flag] = field(default_factory=list)
-    min_args: int = 0
-    max_args: int | None = None
-    interspersed: bool = True
-    aliases: tuple[str, ...] = ()
+    def __init__(self, name: str, usage: str, description: str, handler: str,
+                 flags: list[Flag] | None = None, min_args: int = 0,
+                 max_args: int | None = None, interspersed: bool = True,
+                 aliases: tuple[str, ...] = ()):
+        self.name = name
+        self.usage = usage
+        self.description = description
+        self.handler = handler
+        self.flags = list(flags or [])
+        self.min_args = min_args
+        self.max_args = max_args
+        self.interspersed = interspersed
+        self.aliases = aliases
+
+    def renamed(self, name: str) -> "Command":
+        """The same command under another name (`container ls` for `ps`)."""
+        words = self.usage.split(" ", 1)
+        usage = f"{name} {words[1]}" if len(words) > 1 else name
+        return Command(name, usage, self.description, self.handler, self.flags,
+                       self.min_args, self.max_args, self.interspersed, self.aliases)
 
     def flag_table(self) -> tuple[dict[str, Flag], dict[str, Flag]]:
         longs = {f.long: f for f in self.flags}

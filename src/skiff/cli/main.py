@@ -146,7 +146,7 @@ def _main(argv: list[str]) -> int:
                          "Run 'skiff --help' for more information\n")
         return 1
     if group is not None:
-        command = _renamed(command, f"{group} {rest_name(group, words)}")
+        command = command.renamed(f"{group} {words[1]}")
     if gopts["help"]:
         sys.stdout.write(format_help(command))
         return 0
@@ -184,17 +184,6 @@ def _main(argv: list[str]) -> int:
             raise
         cli.err(message)
         return status
-
-
-def rest_name(group: str, words: list[str]) -> str:
-    return words[1] if len(words) > 1 else ""
-
-
-def _renamed(command: Command, name: str) -> Command:
-    from dataclasses import replace
-
-    usage = command.usage.split(" ", 1)
-    return replace(command, name=name, usage=f"{name} {usage[1]}" if len(usage) > 1 else name)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`Client`: requests to a Docker Engine API daemon over http.client.
+"""`Client`: requests to a Docker Engine API daemon (HTTP/1.1 from skiff.client.transport).
 
 One connection per request (a Unix-socket connect costs microseconds, and a streaming answer
 such as `wait` or `logs -f` must not block the next request). The API version is negotiated
@@ -15,23 +15,14 @@ Worked example:
 
 from __future__ import annotations
 
-import http.client
 import json
 import select
 from collections.abc import Iterator
-from urllib.parse import quote, urlencode
 
 from skiff.client import DEFAULT_HOST
 from skiff.client.errors import APIError, DaemonUnreachable, ProtocolError
 from skiff.client.streams import HijackedStream, iter_frames, iter_json
-from skiff.client.transport import (
-    DUMMY_HOST,
-    Connection,
-    open_socket,
-    read_error_body,
-    read_response_head,
-    unreachable,
-)
+from skiff.client.transport import HTTPConnection, HTTPResponse
 
 # The oldest API version a daemon may answer with when it sends no Api-Version header.
 FALLBACK_API_VERSION = "1.24"
@@ -53,6 +44,15 @@ def negotiate(client_max: str, server: str | None) -> str:
     return wire_negotiate(client_max, server)
 
 
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _percent(text: str, safe: bytes = b"") -> str:
+    """RFC 3986 percent-encoding (urllib.parse is left out: start-up time)."""
+    keep = _UNRESERVED | frozenset(safe)
+    return "".join(chr(b) if b in keep else f"%{b:02X}" for b in text.encode("utf-8"))
+
+
 def encode_params(params: dict | None) -> str:
     """Query string the way Docker's Go client builds it: booleans as 1/0, None dropped, lists
     repeated, dicts (filters) as JSON."""
@@ -70,7 +70,7 @@ def encode_params(params: dict | None) -> str:
             pairs.append((key, json.dumps(value, separators=(",", ":"))))
         else:
             pairs.append((key, str(value)))
-    return urlencode(pairs)
+    return "&".join(f"{_percent(k)}={_percent(v)}" for k, v in pairs)
 
 
 def error_message(status: int, reason: str, data: bytes) -> str:
@@ -82,17 +82,17 @@ def error_message(status: int, reason: str, data: bytes) -> str:
 
 
 def quote_path(segment: str) -> str:
-    """A name or id as one path segment (names may hold `/` and `:` in image references)."""
-    return quote(segment, safe=":@")
+    """A name or id as one path segment, as Go's url.PathEscape leaves it readable: image
+    references keep their `/`, `:` and `@`."""
+    return _percent(segment, b"/:@")
 
 
 class Response:
     """A daemon's answer. With `stream=False` the body is already read; otherwise it is read
     as it arrives by `iter_chunks`, `iter_json` or `iter_frames`, and `close()` ends it."""
 
-    def __init__(self, raw: http.client.HTTPResponse, conn: Connection, data: bytes | None = None):
+    def __init__(self, raw: HTTPResponse, data: bytes | None = None):
         self._raw = raw
-        self._conn = conn
         self._data = data
         self.status = raw.status
         self.reason = raw.reason
@@ -109,8 +109,6 @@ class Response:
         if self._data is None:
             try:
                 self._data = self._raw.read()
-            except (http.client.HTTPException, OSError) as exc:
-                raise ProtocolError(f"error reading response: {exc}") from exc
             finally:
                 self.close()
         return self._data
@@ -132,14 +130,7 @@ class Response:
             return
         try:
             while True:
-                try:
-                    chunk = self._raw.read1(size)
-                except (http.client.IncompleteRead, ConnectionResetError):
-                    return
-                except (http.client.HTTPException, OSError) as exc:
-                    if self._raw.isclosed():
-                        return
-                    raise ProtocolError(f"error reading response: {exc}") from exc
+                chunk = self._raw.read1(size)
                 if not chunk:
                     return
                 yield chunk
@@ -153,10 +144,7 @@ class Response:
         return iter_frames(self.iter_chunks())
 
     def close(self) -> None:
-        try:
-            self._raw.close()
-        finally:
-            self._conn.close()
+        self._raw.close()
 
     def __enter__(self):
         return self
@@ -173,9 +161,10 @@ class PendingResponse:
     has begun arriving (dockerd flushes it as soon as the wait is registered).
     """
 
-    def __init__(self, client: Client, conn: Connection):
+    def __init__(self, client: Client, conn: HTTPConnection, method: str):
         self._client = client
         self._conn = conn
+        self._method = method
         self._response: Response | None = None
 
     def fileno(self) -> int:
@@ -189,7 +178,7 @@ class PendingResponse:
 
     def response(self, stream: bool = False) -> Response:
         if self._response is None:
-            self._response = self._client._finish(self._conn, stream)
+            self._response = self._client._finish(self._conn, self._method, stream)
         return self._response
 
     def close(self) -> None:
@@ -218,18 +207,17 @@ class Client:
 
     def ping(self, timeout: float | None = None) -> dict[str, str]:
         """`GET /_ping`; the answer's headers (lowercased names). Raises DaemonUnreachable."""
-        conn = Connection(self.host, timeout if timeout is not None else self.timeout)
+        conn = HTTPConnection(self.host, timeout if timeout is not None else self.timeout)
         try:
-            self._send(conn, "GET", "/_ping", None, None)
-            raw = self._get_response(conn)
-            raw.read()
-            headers = {k.lower(): v for k, v in raw.headers.items()}
+            conn.send_request("GET", "/_ping", {"User-Agent": USER_AGENT})
+            raw = conn.get_response("GET")
+            data = raw.read()
             if raw.status >= 400:
-                raise APIError(raw.status, error_message(raw.status, raw.reason, b""))
+                raise APIError(raw.status, error_message(raw.status, raw.reason, data))
         finally:
             conn.close()
-        self.server_headers = headers
-        return headers
+        self.server_headers = dict(raw.headers)
+        return self.server_headers
 
     def negotiate(self) -> str:
         headers = self.ping()
@@ -248,13 +236,13 @@ class Client:
               timeout: float | None = None) -> PendingResponse:
         """Send a request and return before reading its answer."""
         url = self.url(path, params, versioned)
-        conn = Connection(self.host, timeout if timeout is not None else self.timeout)
+        conn = HTTPConnection(self.host, timeout if timeout is not None else self.timeout)
         try:
             self._send(conn, method, url, json_body, body, headers)
         except BaseException:
             conn.close()
             raise
-        return PendingResponse(self, conn)
+        return PendingResponse(self, conn, method)
 
     def request(self, method: str, path: str, params: dict | None = None, json_body=None,
                 body=None, headers: dict | None = None, stream: bool = False,
@@ -284,43 +272,27 @@ class Client:
     def hijack(self, method: str, path: str, params: dict | None = None, json_body=None,
                headers: dict | None = None) -> HijackedStream:
         """A request with `Connection: Upgrade` / `Upgrade: tcp`; on `101` (or, from old
-        daemons, 2xx) the socket becomes a raw two-way stream. Errors raise APIError."""
-        url = self.url(path, params)
-        payload = b"" if json_body is None else json.dumps(json_body).encode()
-        lines = [
-            f"{method} {url} HTTP/1.1",
-            f"Host: {DUMMY_HOST}",
-            f"User-Agent: {USER_AGENT}",
-            "Connection: Upgrade",
-            "Upgrade: tcp",
-        ]
-        extra = dict(headers or {})
-        if json_body is not None:
-            extra.setdefault("Content-Type", "application/json")
-        lines += [f"{name}: {value}" for name, value in extra.items()]
-        lines.append(f"Content-Length: {len(payload)}")
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload
-        sock = open_socket(self.host, self.timeout)
+        daemons, 2xx) the socket becomes a raw two-way stream, with any bytes the daemon sent
+        right after its head kept. Errors raise APIError."""
+        extra = {"Connection": "Upgrade", "Upgrade": "tcp"}
+        extra.update(headers or {})
+        conn = HTTPConnection(self.host, self.timeout)
         try:
-            try:
-                sock.sendall(request)
-                status, reason, resp_headers, rest = read_response_head(sock)
-            except ProtocolError:
-                raise
-            except OSError as exc:
-                raise ProtocolError(f"error during connection upgrade: {exc}") from exc
-            if status == 101 or 200 <= status < 300:
+            self._send(conn, method, self.url(path, params), json_body,
+                       b"" if json_body is None else None, extra)
+            raw = conn.get_response(method)
+            if raw.status == 101 or 200 <= raw.status < 300:
+                sock, conn.sock = conn.sock, None
                 sock.settimeout(None)
-                return HijackedStream(sock, rest, resp_headers)
-            data = read_error_body(sock, resp_headers, rest)
-            raise APIError(status, error_message(status, reason, data))
-        except BaseException:
-            sock.close()
-            raise
+                return HijackedStream(sock, raw._buffered, dict(raw.headers))
+            data = raw.read()
+            raise APIError(raw.status, error_message(raw.status, raw.reason, data))
+        finally:
+            conn.close()
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _send(self, conn: Connection, method: str, url: str, json_body, body,
+    def _send(self, conn: HTTPConnection, method: str, url: str, json_body, body,
               headers: dict | None = None) -> None:
         hdrs = {"User-Agent": USER_AGENT}
         if json_body is not None:
@@ -328,45 +300,25 @@ class Client:
             hdrs["Content-Type"] = "application/json"
         if headers:
             hdrs.update(headers)
-        if body is None and method in ("POST", "PUT"):
-            body = b""
         try:
-            conn.request(method, url, body=body, headers=hdrs)
+            conn.send_request(method, url, hdrs, body)
         except DaemonUnreachable:
             raise
-        except (BrokenPipeError, ConnectionResetError):
-            # The daemon answered (an error, most likely) before taking the whole body:
-            # the answer is still there to read.
-            conn._skiff_send_failed = True
-        except http.client.HTTPException as exc:
-            raise ProtocolError(f"error sending request: {exc}") from exc
         except OSError as exc:
-            raise unreachable(self.host, exc) from exc
+            raise ProtocolError(f"error sending request: {exc}") from exc
 
-    def _get_response(self, conn: Connection) -> http.client.HTTPResponse:
+    def _finish(self, conn: HTTPConnection, method: str, stream: bool) -> Response:
         try:
-            return conn.getresponse()
-        except http.client.RemoteDisconnected as exc:
-            raise ProtocolError("daemon closed the connection without answering") from exc
-        except (http.client.HTTPException, OSError) as exc:
-            raise ProtocolError(f"error reading response: {exc}") from exc
-
-    def _finish(self, conn: Connection, stream: bool) -> Response:
-        try:
-            raw = self._get_response(conn)
+            raw = conn.get_response(method)
             if raw.status >= 400:
                 try:
                     data = raw.read()
-                except (http.client.HTTPException, OSError):
+                except ProtocolError:
                     data = b""
                 raise APIError(raw.status, error_message(raw.status, raw.reason, data))
             if stream:
-                return Response(raw, conn)
-            try:
-                data = raw.read()
-            except (http.client.HTTPException, OSError) as exc:
-                raise ProtocolError(f"error reading response: {exc}") from exc
-            return Response(raw, conn, data)
+                return Response(raw)
+            return Response(raw, raw.read())
         except BaseException:
             conn.close()
             raise

@@ -119,7 +119,6 @@ def ps_fields(entry: dict, trunc: bool, now: float) -> dict:
 def render_rows(cli, rows: list[dict], fmt_text: str | None, default: str,
                 headers: dict[str, str]) -> None:
     """Print `rows` (field dicts) with docker's `--format` semantics."""
-    from skiff.cli import template
     from skiff.cli.format import table
 
     fmt_text = (fmt_text or "").strip() or default
@@ -132,6 +131,15 @@ def render_rows(cli, rows: list[dict], fmt_text: str | None, default: str,
             clean = {k: v for k, v in sorted(row.items()) if k != "__methods__"}
             cli.out(json.dumps(clean, ensure_ascii=False, separators=(",", ":")))
         return
+    if fmt_text == default:
+        # the common case, without the template engine
+        names = [part.strip()[3:-2] for part in default[len("table "):].split("\t")]
+        lines = [[headers[name] for name in names]]
+        lines += [[row[name] for name in names] for row in rows]
+        cli.out(table(lines), end="")
+        return
+    from skiff.cli import template
+
     try:
         if fmt_text.startswith("table"):
             body = template.unescape(fmt_text[len("table"):].strip())
