@@ -264,6 +264,11 @@ def test_run_it_without_a_terminal(daemon, cli):
     assert daemon.calls() == []
 
 
+def test_create_errors_are_plain(daemon, cli):
+    daemon.reply("POST", "/containers/create", fake.error_reply(409, "Conflict. in use"))
+    assert cli("create", "busybox") == (1, "", "Error response from daemon: Conflict. in use\n")
+
+
 def test_create_prints_the_id(daemon, cli):
     RunScript(daemon)
     status, out, err = cli("create", "-e", "A=1", "busybox")
@@ -289,7 +294,7 @@ def test_start_reports_each_failure(daemon, cli):
     status, out, err = cli("start", "a", "b")
     assert status == 1 and out == "a\n"
     assert err == ("Error response from daemon: No such container: b\n"
-                   "failed to start containers: b\n")
+                   "Error: failed to start containers: b\n")
 
 
 # -- the other commands ----------------------------------------------------------------------
@@ -453,6 +458,7 @@ def test_pull(daemon, cli):
     RunScript(daemon)
     status, out, _ = cli("pull", "busybox")
     assert status == 0
+    assert out.startswith("Using default tag: latest\n")
     assert out.endswith("Status: Downloaded newer image for busybox:latest\n"
                         "docker.io/library/busybox:latest\n")
     status, out, _ = cli("pull", "-q", "localhost:5000/app:1")

@@ -191,6 +191,8 @@ def cmd_pull(cli, opts, args) -> int:
     params = {"fromImage": ref.name}
     if not opts.all_tags:
         params["tag"] = ref.api_tag
+        if not opts.quiet and not refs.parse(args[0], default_tag=False).tag and not ref.digest:
+            cli.out("Using default tag: latest")
     if opts.platform:
         params["platform"] = opts.platform
     client = cli.client()

@@ -34,7 +34,11 @@ def _message(exc: BaseException) -> str:
 
 
 def command_error(exc_or_text, command: str = "run", status: int = 125) -> StatusError:
+    """docker's wording: `run` says `docker: MESSAGE` plus a help line and exits 125 (or
+    126/127); `create` prints the bare message and exits 1."""
     text = exc_or_text if isinstance(exc_or_text, str) else _message(exc_or_text)
+    if command != "run":
+        return StatusError(1, text)
     return StatusError(status, f"skiff: {text}\n\nRun 'skiff {command} --help' for more information")
 
 
@@ -412,7 +416,7 @@ def cmd_start(cli, opts, args) -> int:
                 continue
             cli.out(name)
         if failed:
-            raise StatusError(1, f"failed to start containers: {', '.join(failed)}")
+            raise StatusError(1, f"Error: failed to start containers: {', '.join(failed)}")
         return 0
 
     if len(args) > 1:
