@@ -9,7 +9,7 @@ Must not import: engine/, api/ or anything below them. Only the standard library
 and skiff.errors. Imports are lazy: `import skiff.client` costs nothing until a name is used,
 because the CLI's start-up time counts.
 
-Public surface (pinned by tests/unit/test_client_surface.py):
+Public surface (pinned by tests/unit/test_client.py):
     Client, Response, HijackedStream, APIError, DaemonUnreachable, ProtocolError, ClientError,
     DEFAULT_HOST
 """
