@@ -418,3 +418,62 @@ def test_request_is_fast(daemon):
     for _ in range(50):
         client.get("/info")
     assert (time.perf_counter() - start) / 50 < 0.02
+
+
+def test_body_delimited_by_close(daemon):
+    def old_style(req, sock):
+        sock.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"a\": 1}")
+        sock.close()
+        return None
+
+    daemon.route("GET", "/old", old_style)
+    assert Client(daemon.host, version="1.45").get("/old") == {"a": 1}
+
+
+def test_truncated_body_is_a_protocol_error(daemon):
+    def short(req, sock):
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"a\":")
+        sock.close()
+        return None
+
+    daemon.route("GET", "/short", short)
+    with pytest.raises(ProtocolError, match="missing"):
+        Client(daemon.host, version="1.45").get("/short")
+
+
+def test_error_answer_to_an_upload(daemon):
+    daemon.reply("POST", "/images/load", fake.error_reply(400, "not a tar file"))
+    with pytest.raises(APIError) as info:
+        Client(daemon.host, version="1.45").request(
+            "POST", "/images/load", body=io.BytesIO(b"x" * 100))
+    assert info.value.status == 400 and info.value.message == "not a tar file"
+
+
+def test_early_answer_while_sending(tmp_path):
+    """A daemon that answers and hangs up without reading a large body: the client reports
+    the daemon's answer, not a broken pipe."""
+    path = str(tmp_path / "early.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+    body = b'{"message":"too large"}'
+
+    def serve():
+        conn, _ = server.accept()
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body))
+        conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(APIError) as info:
+            Client(f"unix://{path}", version="1.45").request(
+                "POST", "/images/load", body=io.BytesIO(b"x" * (8 << 20)))
+        assert info.value.status == 413 and info.value.message == "too large"
+    finally:
+        thread.join(5)
+        server.close()
