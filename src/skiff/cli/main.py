@@ -178,6 +178,8 @@ def _main(argv: list[str]) -> int:
     except UsageError as err:
         cli.err(render_usage_error(command, err).rstrip("\n"))
         return err.status
+    except BrokenPipeError:
+        raise
     except Exception as exc:  # the one place foreign errors become messages
         message, status = commands.describe_error(exc)
         if message is None:
