@@ -82,8 +82,9 @@ def ps_fields(entry: dict, trunc: bool, now: float) -> dict:
     if trunc:
         command = fmt.ellipsis(command, 20)
     status = entry.get("Status")
-    if status is None:
-        status = fmt.container_status(entry.get("StateDetail") or {}, now)
+    if status is None:  # a daemon that only says the state: "running" -> "Running"
+        state = entry.get("State")
+        status = state.capitalize() if isinstance(state, str) else ""
     created = entry.get("Created") or 0
     size = ""
     if "SizeRw" in entry or "SizeRootFs" in entry:
