@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Run a command as root inside a small KVM guest whose /sys/fs/cgroup is a pure cgroup v2
+# hierarchy, for testing skiff's cgroup v2 code on a host that has cgroups v1 (or hybrid).
+#
+#   scripts/cgroup2-vm.sh --setup                   install qemu + a Debian kernel, build the initramfs
+#   scripts/cgroup2-vm.sh [OPTIONS] -- COMMAND...   boot, run COMMAND, power off, exit with its status
+#
+# Options:  --setup          also install/build what is missing first (idempotent, quick when done)
+#           --rw DIR         share DIR read-write at the same path (repeatable); all else is a
+#                            throw-away copy-on-write view of the host
+#           --timeout SECS   kill the guest after SECS seconds (default 1800; exit status 124)
+#           --mem MIB        guest memory (default 2048)     --cpus N   vCPUs (default 2)
+#           --accel kvm|tcg  default: kvm when /dev/kvm can boot a stock kernel, else tcg
+#                            (also SKIFF_VM_ACCEL)
+#           --console        stream the guest's kernel console to stderr (for debugging boot)
+#
+# The guest (no network device; only lo):
+#   /                the host's / (virtio-9p, read-only) under an overlay whose upper is a tmpfs:
+#                    everything is visible and writable, nothing written reaches the host
+#   /sys/fs/cgroup   cgroup2 only (nsdelegate), with cpu cpuset io memory pids enabled in the
+#                    root's cgroup.subtree_control; COMMAND runs in the root cgroup
+#   /tmp /run /var/lib/skiff   fresh tmpfs (/var/tmp keeps the host's content, e.g. test images)
+# COMMAND runs as root, cwd = the caller's cwd, environment = the caller's plus
+# SKIFF_IN_CGROUP2_VM=1 and PYTHONUNBUFFERED=1, stdin /dev/null, stdout and stderr merged into
+# this script's stdout. Exit status: COMMAND's; 124 on timeout; 125 if the VM itself failed.
+set -euo pipefail
+
+cache=${SKIFF_VM_CACHE:-/var/cache/skiff-vm}
+debs="qemu-system-x86 linux-image-amd64 busybox-static cpio kmod"
+mods="virtio_pci 9pnet_virtio 9p overlay"
+
+die() { echo "cgroup2-vm: $*" >&2; exit 125; }
+
+accel=${SKIFF_VM_ACCEL:-} setup=0 console=0 timeout=1800 mem=2048 cpus=2 rw=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --setup) setup=1 ;;
+    --console) console=1 ;;
+    --rw) rw+=("$(realpath -e -- "$2")") || die "--rw: no such directory: $2"; shift ;;
+    --timeout) timeout=$2; shift ;;
+    --mem) mem=$2; shift ;;
+    --accel) accel=$2; shift ;;
+    --cpus) cpus=$2; shift ;;
+    --) shift; break ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//;$d'; exit 0 ;;
+    *) die "unknown option $1 (the command goes after --)" ;;
+  esac
+  shift
+done
+[ $# -gt 0 ] || [ $setup = 1 ] || die "usage: cgroup2-vm.sh [--setup] [OPTIONS] -- COMMAND..."
+[ "$(id -u)" = 0 ] || die "run me as root"
+
+# --- set-up: Debian packages, then the initramfs (cached by kernel + this script's content) ---
+if [ $setup = 1 ]; then
+  missing=""
+  for p in $debs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+  done
+  if [ -n "$missing" ]; then
+    echo "cgroup2-vm: installing Debian packages:$missing" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  fi
+fi
+
+# The newest Debian kernel that has its modules (not the host's own kernel, which may be anything).
+kver=""
+for k in $(ls /boot/vmlinuz-* 2>/dev/null | sed 's|/boot/vmlinuz-||' | sort -V); do
+  [ -d "/lib/modules/$k/kernel/fs/9p" ] && kver=$k
+done
+[ -n "$kver" ] || die "no kernel in /boot with 9p modules: run $0 --setup"
+kernel=/boot/vmlinuz-$kver
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing: run $0 --setup"
+[ -e /bin/busybox ] || die "/bin/busybox missing: run $0 --setup"
+
+# Stage 1, /init of the initramfs (busybox): load the modules, mount the host's / read-only with
+# a tmpfs overlay on top, prepare the new root, switch_root to stage 2.
+read -r -d '' stage1 <<'EOF' || true
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+fail() { echo "cgroup2-vm stage1: $*"; poweroff -f; }
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+while read -r m; do insmod "$m" || fail "insmod $m"; done < /modules
+mkdir -p /lower /upper /newroot
+mount -t 9p -o ro,trans=virtio,version=9p2000.L,cache=loose,msize=512000 hostroot /lower \
+  || fail "mount hostroot"
+mount -t tmpfs -o mode=755 upper /upper && mkdir /upper/u /upper/w
+mount -t overlay -o lowerdir=/lower,upperdir=/upper/u,workdir=/upper/w,xino=off overlay /newroot \
+  || fail "mount overlay"
+r=/newroot
+for d in proc sys dev; do mount --move /$d $r/$d; done
+mount -t cgroup2 -o nsdelegate cgroup2 $r/sys/fs/cgroup || fail "mount cgroup2"
+for c in cpu cpuset io memory pids; do
+  grep -qw $c $r/sys/fs/cgroup/cgroup.controllers && echo +$c > $r/sys/fs/cgroup/cgroup.subtree_control
+done
+mkdir -p $r/dev/pts $r/dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666 devpts $r/dev/pts
+mount -t tmpfs -o mode=1777 shm $r/dev/shm
+mount -t tmpfs -o mode=1777 tmp $r/tmp
+mount -t tmpfs -o mode=755 run $r/run
+mkdir -p $r/var/lib/skiff && mount -t tmpfs -o mode=711 skiff $r/var/lib/skiff
+mkdir -p $r/run/skiff-vm
+mount -t 9p -o trans=virtio,version=9p2000.L,cache=none,msize=512000 skiffrun $r/run/skiff-vm \
+  || fail "mount skiffrun"
+n=0
+while read -r path; do
+  mount -t 9p -o trans=virtio,version=9p2000.L,cache=mmap,msize=512000 rw$n "$r$path" \
+    || fail "mount $path"
+  n=$((n + 1))
+done < $r/run/skiff-vm/rw
+mkdir -p $r/run/skiff-vm-bin && cp /bin/busybox /stage2 $r/run/skiff-vm-bin/
+exec switch_root $r /run/skiff-vm-bin/busybox sh /run/skiff-vm-bin/stage2
+EOF
+
+# Stage 2, PID 1 in the new root: run the job (with the host's own bash), record its status,
+# power off.
+read -r -d '' stage2 <<'EOF' || true
+bb=/run/skiff-vm-bin/busybox
+$bb hostname skiff-vm
+$bb ip link set lo up
+$bb stty -F /dev/ttyS1 raw -echo
+echo "cgroup2-vm: running job"
+/bin/bash /run/skiff-vm/job 2>&1 </dev/null | $bb cat >/dev/ttyS1
+echo "cgroup2-vm: job done"
+$bb sync
+$bb poweroff -f
+EOF
+
+key=$( { echo "$kver"; echo "$mods"; echo "$stage1"; echo "$stage2"; sha256sum /bin/busybox; } \
+       | sha256sum | cut -c1-16)
+initrd=$cache/initramfs-$kver-$key.cpio
+if [ ! -e "$initrd" ]; then
+  mkdir -p "$cache"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  mkdir -p "$tmp"/{bin,proc,sys,dev,lib/modules}
+  cp /bin/busybox "$tmp/bin/busybox"
+  printf '%s\n' "$stage1" > "$tmp/init" && chmod 755 "$tmp/init"
+  printf '%s\n' "$stage2" > "$tmp/stage2"
+  for m in $mods; do
+    modprobe -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
+  done | awk '!seen[$0]++' | while read -r ko; do
+    cp "$ko" "$tmp/lib/modules/" && echo "/lib/modules/$(basename "$ko")"
+  done > "$tmp/modules"
+  (cd "$tmp" && find . | cpio -o -H newc --quiet) > "$initrd.tmp"
+  mv "$initrd.tmp" "$initrd"
+  rm -rf "$tmp"; trap - EXIT
+  find "$cache" -name 'initramfs-*.cpio' ! -name "$(basename "$initrd")" -delete
+fi
+[ $# -gt 0 ] || exit 0
+
+# --- one run: a private run directory shared with the guest (job in, status out) ---
+run=$(mktemp -d /tmp/skiff-vm.XXXXXX)
+trap 'rm -rf "$run"' EXIT
+{
+  export -p
+  echo "export SKIFF_IN_CGROUP2_VM=1 PYTHONUNBUFFERED=1"
+  printf 'cd -- %q || exit 125\n' "$PWD"
+  printf '%q ' "$@"; echo
+  echo 'echo $? > /run/skiff-vm/status'
+} > "$run/job"
+: > "$run/rw"
+share_rw=()
+for i in "${!rw[@]}"; do
+  d=${rw[$i]}
+  case $d in *$'\n'*|*,*) die "--rw: unsupported path: $d" ;; esac
+  echo "$d" >> "$run/rw"
+  share_rw+=(-virtfs "local,path=$d,mount_tag=rw$i,security_model=passthrough,multidevs=remap")
+done
+
+# KVM where it can boot a stock kernel (kvm_intel/kvm_amd); otherwise TCG. Some cloud sandboxes
+# offer a /dev/kvm backed by kvm_pvm, which only runs PVM-enabled guest kernels: Debian's hangs.
+if [ -z "$accel" ]; then
+  accel=tcg
+  if [ -w /dev/kvm ] && { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then accel=kvm; fi
+fi
+case $accel in
+  kvm) machine=(-enable-kvm -cpu host,-arch-capabilities); extra="tsc=reliable no_timer_check" ;;
+  tcg) machine=(-accel tcg,thread=multi -cpu max); extra="" ;;
+  *) die "--accel: kvm or tcg, not $accel" ;;
+esac
+quiet="quiet loglevel=4"
+if [ $console = 1 ]; then quiet=""; con=(-chardev "file,id=con,path=/dev/stderr"); else
+  con=(-chardev "file,id=con,path=$run/console.log"); fi
+set +e
+timeout --foreground -k 5 "$timeout" qemu-system-x86_64 \
+  "${machine[@]}" -smp "$cpus" -m "$mem" -nographic -nodefaults -no-reboot -nic none \
+  -monitor none "${con[@]}" -serial chardev:con -chardev stdio,id=out,signal=off -serial chardev:out \
+  -kernel "$kernel" -initrd "$initrd" \
+  -append "console=ttyS0 rdinit=/init panic=-1 $quiet $extra i8042.noaux i8042.nokbd" \
+  -virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap \
+  -virtfs "local,path=$run,mount_tag=skiffrun,security_model=passthrough,multidevs=remap" \
+  "${share_rw[@]}" </dev/null
+qrc=$?
+set -e
+[ $qrc = 124 ] && { echo "cgroup2-vm: timed out after ${timeout}s" >&2; exit 124; }
+if [ ! -s "$run/status" ]; then
+  echo "cgroup2-vm: the guest did not report a status (qemu exit $qrc); its console:" >&2
+  tail -n 40 "$run/console.log" >&2 2>/dev/null || true
+  exit 125
+fi
+exit "$(cat "$run/status")"
