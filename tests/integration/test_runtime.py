@@ -12,7 +12,7 @@ import pytest
 from skiff.errors import RuntimeFailure
 
 from .test_runtime_bundles import (cgroup_leftovers, make_config, make_rootfs, mounts_under,
-                              new_id, overlay_bundle, write_bundle)
+                              new_id, overlay_bundle, scratch_dir, write_bundle)
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
@@ -26,7 +26,7 @@ def world():
     """A scratch dir, a busybox lower rootfs, and a parent cgroup for this module's
     containers; everything is removed (and checked gone) at the end."""
     from skiff.runtime import cgroups, host
-    tmp = tempfile.mkdtemp(prefix="skiff-rt-", dir="/var/tmp")
+    tmp = tempfile.mkdtemp(prefix="skiff-rt-", dir=scratch_dir())
     parent = f"skiff-rt-test-{os.getpid()}"
     parent_dirs = [d for _h, d in cgroups.paths(parent, "x", host.current())]
     try:
@@ -233,8 +233,12 @@ def test_user_groups_and_readonly_root(box):
 
 
 def test_cgroup_limits_are_applied(box):
-    bundle, cid = box(["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
-                                   "/sys/fs/cgroup/pids/pids.max"])
+    from skiff.runtime import host
+    if host.current().cgroup_v2:
+        files = "/sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max"
+    else:
+        files = "/sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"
+    bundle, cid = box(["sh", "-c", f"cat {files}"])
     edit_config(bundle, lambda s: s["linux"]["resources"].update(
         memory={"limit": 64 << 20}, pids={"limit": 50}))
     code, out = run(bundle, cid)

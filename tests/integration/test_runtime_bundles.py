@@ -9,6 +9,12 @@ import uuid
 BUSYBOX = "/bin/busybox"
 
 
+def scratch_dir() -> str:
+    """Where bundles go: /var/tmp, or /tmp inside scripts/cgroup2-vm.sh, whose /var/tmp is an
+    overlay (an overlay upper dir cannot live on one)."""
+    return "/tmp" if os.environ.get("SKIFF_IN_CGROUP2_VM") else "/var/tmp"
+
+
 def make_rootfs(path: str) -> str:
     """bin/busybox with every applet symlinked, etc/passwd and etc/group, tmp, root."""
     os.makedirs(os.path.join(path, "bin"))

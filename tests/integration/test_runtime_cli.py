@@ -12,7 +12,7 @@ import time
 import pytest
 
 from .test_runtime_bundles import (cgroup_leftovers, make_config, make_rootfs, mounts_under,
-                                   new_id, overlay_bundle, write_bundle)
+                                   new_id, overlay_bundle, scratch_dir, write_bundle)
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
@@ -26,7 +26,7 @@ ENV = dict(os.environ, PYTHONPATH=SRC)
 @pytest.fixture(scope="module")
 def world():
     from skiff.runtime import cgroups, host
-    tmp = tempfile.mkdtemp(prefix="skiff-rtcli-", dir="/var/tmp")
+    tmp = tempfile.mkdtemp(prefix="skiff-rtcli-", dir=scratch_dir())
     parent = f"skiff-rtcli-test-{os.getpid()}"
     parent_dirs = [d for _h, d in cgroups.paths(parent, "x", host.current())]
     try:

@@ -10,6 +10,9 @@ where it is mounted, its controllers (`("memory",)`, `("cpu", "cpuacct")`,
 """
 
 
+import os
+
+
 class Hierarchy:
     __slots__ = ("mountpoint", "mount_root", "controllers", "own_path")
 
@@ -43,11 +46,13 @@ class Hierarchy:
 
 
 class Host:
-    __slots__ = ("cgroup_v2", "hierarchies")
+    """`kcore`: the host has /proc/kcore (runc then links /dev/core to it; so do we)."""
+    __slots__ = ("cgroup_v2", "hierarchies", "kcore")
 
-    def __init__(self, cgroup_v2: bool, hierarchies: list):
+    def __init__(self, cgroup_v2: bool, hierarchies: list, kcore: bool = False):
         self.cgroup_v2 = cgroup_v2
         self.hierarchies = hierarchies
+        self.kcore = kcore
 
     def hierarchy(self, controller: str):
         for h in self.hierarchies:
@@ -129,6 +134,7 @@ def current() -> Host:
         with open("/proc/self/cgroup") as f:
             cg = f.read()
         _current = parse(mi, cg)
+        _current.kcore = os.path.exists("/proc/kcore")
     return _current
 
 

@@ -170,6 +170,8 @@ def build(config: dict, *, bundle: str, container_id: str, host, console: bool =
             steps.append(S.MakeDevice(path, kind, ma, mi, mode, uid, gid))
         for target, path in DEV_SYMLINKS:
             steps.append(S.Symlink(target, path))
+        if getattr(host, "kcore", False):
+            steps.append(S.Symlink("/proc/kcore", "/dev/core"))
         steps.append(S.Symlink("pts/ptmx", "/dev/ptmx", True))
     steps.append(S.PivotRoot(rootfs))
 
