@@ -19,7 +19,8 @@
 #                    everything is visible and writable, nothing written reaches the host
 #   /sys/fs/cgroup   cgroup2 only (nsdelegate), with cpu cpuset io memory pids enabled in the
 #                    root's cgroup.subtree_control; COMMAND runs in the root cgroup
-#   /tmp /run /var/lib/skiff   fresh tmpfs (/var/tmp keeps the host's content, e.g. test images)
+#   /run /var/lib/skiff   fresh tmpfs; /tmp and /var/tmp show the host's files (a test can hand
+#                    the guest a script in its tmp_path), but what the guest writes stays there
 # COMMAND runs as root, cwd = the caller's cwd, environment = the caller's plus
 # SKIFF_IN_CGROUP2_VM=1 and PYTHONUNBUFFERED=1, stdin /dev/null, stdout and stderr merged into
 # this script's stdout. Exit status: COMMAND's; 124 on timeout; 125 if the VM itself failed.
@@ -97,7 +98,6 @@ done
 mkdir -p $r/dev/pts $r/dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts $r/dev/pts
 mount -t tmpfs -o mode=1777 shm $r/dev/shm
-mount -t tmpfs -o mode=1777 tmp $r/tmp
 mount -t tmpfs -o mode=755 run $r/run
 mkdir -p $r/var/lib/skiff && mount -t tmpfs -o mode=711 skiff $r/var/lib/skiff
 mkdir -p $r/run/skiff-vm
@@ -127,8 +127,42 @@ $bb sync
 $bb poweroff -f
 EOF
 
-key=$( { echo "$kver"; echo "$mods"; echo "$stage1"; echo "$stage2"; sha256sum /bin/busybox; } \
-       | sha256sum | cut -c1-16)
+# Build helpers (Python, which skiff needs anyway): unpack the kernel so that qemu boots it
+# directly through its PVH entry (skips the firmware's loader and an xz decompression that takes
+# seconds under TCG), and strip module signatures (their RSA checks are slow under TCG too).
+read -r -d '' helper <<'PY' || true
+import gzip, lzma, sys
+op, src, dst = sys.argv[1:]
+data = open(src, "rb").read()
+if op == "vmlinux":
+    for magic, dec in ((b"\xfd7zXZ\x00", lambda: lzma.LZMADecompressor(lzma.FORMAT_XZ)),
+                       (b"\x1f\x8b\x08\x00", lambda: gzip.zlib.decompressobj(31))):
+        at = data.find(magic)
+        if at >= 0:
+            out = dec().decompress(data[at:])
+            if out[:4] == b"\x7fELF":
+                break
+    else:
+        sys.exit("cannot unpack " + src)
+elif op == "unsign":
+    out, tail = data, b"~Module signature appended~\n"
+    if data.endswith(tail):
+        siglen = int.from_bytes(data[-len(tail) - 4:-len(tail)], "big")
+        out = data[:-len(tail) - 12 - siglen]
+open(dst, "wb").write(out)
+PY
+py=${PYTHON:-python3}
+
+vmlinux=$cache/vmlinux-$kver
+if [ ! -e "$vmlinux" ]; then
+  mkdir -p "$cache"
+  if "$py" -c "$helper" vmlinux "$kernel" "$vmlinux.tmp.$$"; then mv "$vmlinux.tmp.$$" "$vmlinux"
+  else rm -f "$vmlinux.tmp.$$"; fi
+fi
+[ -e "$vmlinux" ] && kernel=$vmlinux
+
+key=$( { echo "$kver"; echo "$mods"; echo "$stage1"; echo "$stage2"; echo "$helper";
+         sha256sum /bin/busybox; } | sha256sum | cut -c1-16)
 initrd=$cache/initramfs-$kver-$key.cpio
 if [ ! -e "$initrd" ]; then
   mkdir -p "$cache"
@@ -141,12 +175,14 @@ if [ ! -e "$initrd" ]; then
   for m in $mods; do
     modprobe -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
   done | awk '!seen[$0]++' | while read -r ko; do
-    cp "$ko" "$tmp/lib/modules/" && echo "/lib/modules/$(basename "$ko")"
+    "$py" -c "$helper" unsign "$ko" "$tmp/lib/modules/$(basename "$ko")"
+    echo "/lib/modules/$(basename "$ko")"
   done > "$tmp/modules"
-  (cd "$tmp" && find . | cpio -o -H newc --quiet) > "$initrd.tmp"
-  mv "$initrd.tmp" "$initrd"
+  (cd "$tmp" && find . | cpio -o -H newc --quiet) > "$initrd.tmp.$$"
+  mv "$initrd.tmp.$$" "$initrd"
   rm -rf "$tmp"; trap - EXIT
   find "$cache" -name 'initramfs-*.cpio' ! -name "$(basename "$initrd")" -delete
+  find "$cache" -name 'vmlinux-*' ! -name "vmlinux-$kver" -delete
 fi
 [ $# -gt 0 ] || exit 0
 
@@ -156,6 +192,11 @@ trap 'rm -rf "$run"' EXIT
 {
   export -p
   echo "export SKIFF_IN_CGROUP2_VM=1 PYTHONUNBUFFERED=1"
+  # pyenv's shims are scripts that fork a dozen times (seconds under TCG): put the interpreter
+  # they resolve to first on the guest's PATH.
+  case $(command -v python3 || true) in */shims/*)
+    printf 'export PATH=%q:"$PATH"\n' "$(dirname "$(python3 -c 'import sys; print(sys.executable)')")"
+  esac
   printf 'cd -- %q || exit 125\n' "$PWD"
   printf '%q ' "$@"; echo
   echo 'echo $? > /run/skiff-vm/status'
@@ -176,7 +217,7 @@ if [ -z "$accel" ]; then
   if [ -w /dev/kvm ] && { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then accel=kvm; fi
 fi
 case $accel in
-  kvm) machine=(-enable-kvm -cpu host,-arch-capabilities); extra="tsc=reliable no_timer_check" ;;
+  kvm) machine=(-enable-kvm -cpu host); extra="tsc=reliable no_timer_check" ;;
   tcg) machine=(-accel tcg,thread=multi -cpu max); extra="" ;;
   *) die "--accel: kvm or tcg, not $accel" ;;
 esac
@@ -188,7 +229,7 @@ timeout --foreground -k 5 "$timeout" qemu-system-x86_64 \
   "${machine[@]}" -smp "$cpus" -m "$mem" -nographic -nodefaults -no-reboot -nic none \
   -monitor none "${con[@]}" -serial chardev:con -chardev stdio,id=out,signal=off -serial chardev:out \
   -kernel "$kernel" -initrd "$initrd" \
-  -append "console=ttyS0 rdinit=/init panic=-1 $quiet $extra i8042.noaux i8042.nokbd" \
+  -append "console=ttyS0 rdinit=/init panic=-1 $quiet $extra i8042.noaux i8042.nokbd cryptomgr.notests audit=0 nowatchdog ${SKIFF_VM_APPEND:-}" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap \
   -virtfs "local,path=$run,mount_tag=skiffrun,security_model=passthrough,multidevs=remap" \
   "${share_rw[@]}" </dev/null
