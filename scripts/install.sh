@@ -29,7 +29,7 @@ fi
 # Python packages: skiff itself (editable, from this checkout) and the test tools.
 if ! "$python" - "$here" <<'PY' 2>/dev/null
 import os, shutil, sys
-import h11, pytest, docker, pexpect, skiff
+import h11, zstandard, pytest, docker, pexpect, skiff
 assert os.path.realpath(skiff.__file__).startswith(os.path.realpath(sys.argv[1]))
 assert shutil.which("skiff") and shutil.which("skiffd") and shutil.which("skiff-runtime")
 PY

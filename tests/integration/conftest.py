@@ -42,12 +42,14 @@ class Daemon:
         self.sock = os.path.join(self.exec_root, "skiff.sock")
         self.host = f"unix://{self.sock}"
         self.proc: subprocess.Popen | None = None
+        self.cgroup_parent = "skiff-test-" + os.path.basename(tmp)
 
     def start(self) -> None:
         log = open(os.path.join(self.dir, "skiffd.log"), "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "skiff.api.daemon", "--root", self.root, "--exec-root",
-             self.exec_root, "-H", self.host], stdout=log, stderr=log,
+             self.exec_root, "-H", self.host, "--cgroup-parent", self.cgroup_parent],
+            stdout=log, stderr=log,
             env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src")))
         deadline = time.monotonic() + 20
         while not os.path.exists(self.sock):
@@ -120,6 +122,12 @@ def daemon(test_images):
                     time.sleep(0.02)
             except OSError:
                 pass
+        for parent in cgroup_dirs_under(d.cgroup_parent):
+            for dirpath, _, _ in sorted(os.walk(parent), reverse=True):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass
         for mount in reversed(mounts_under(tmp)):
             subprocess.run(["umount", "-l", mount], stderr=subprocess.DEVNULL)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -25,6 +25,7 @@ def drive_shell(command: list[str], env: dict) -> None:
         child.setwinsize(40, 120)  # SIGWINCH on the client: the new size reaches the container
         child.sendline("stty size")
         child.expect(r"40 120")
+        child.expect(r"[#$] ")  # Ctrl-D only ends the shell at its prompt
         child.sendcontrol("d")
         child.expect(pexpect.EOF)
     finally:

@@ -39,7 +39,8 @@ async def serve(args) -> None:
     os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
     if already_serving(path):
         raise SystemExit(f"skiffd: another daemon already serves {path}")
-    engine = Engine(EngineConfig(root=args.root, exec_root=args.exec_root))
+    engine = Engine(EngineConfig(root=args.root, exec_root=args.exec_root,
+                                 cgroup_parent=args.cgroup_parent))
     engine.monitor.ensure_running()
     app = App(engine)
     server = Server(app.dispatch, app.common_headers)
@@ -72,6 +73,9 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"socket to listen on (default {DEFAULT_HOST})")
     parser.add_argument("--root", default="/var/lib/skiff", help="persistent state directory")
     parser.add_argument("--exec-root", default="/run/skiff", help="runtime state directory")
+    parser.add_argument("--cgroup-parent", default="skiff",
+                        help="parent cgroup of containers, relative to skiffd's own "
+                        "(default skiff)")
     parser.add_argument("-p", "--pidfile", help="write the daemon's pid here")
     parser.add_argument("-D", "--debug", action="store_true", help="debug logging")
     args = parser.parse_args(argv)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 class EngineConfig:
     root: str = "/var/lib/skiff"
     exec_root: str = "/run/skiff"
+    # Container cgroups go in <this>/<id>, beneath skiffd's own cgroup in every hierarchy.
+    cgroup_parent: str = "skiff"
 
 
 class Engine:
@@ -35,7 +37,7 @@ class Engine:
         self.monitor = MonitorClient(config.exec_root)
         self.containers = ContainerService(
             root=config.root, records=ContainerRecords(self.db), images=self.images,
-            snapshots=self.snapshots, monitor=self.monitor)
+            snapshots=self.snapshots, monitor=self.monitor, cgroup_parent=config.cgroup_parent)
 
     def close(self) -> None:
         self.db.close()

@@ -54,7 +54,7 @@ class Waiters:
 
 class ContainerService:
     def __init__(self, *, root: str, records, images, snapshots, monitor: MonitorClient,
-                 host_resolv: str = "/etc/resolv.conf"):
+                 cgroup_parent: str = "skiff", host_resolv: str = "/etc/resolv.conf"):
         self.dir = os.path.join(root, "containers")
         os.makedirs(self.dir, mode=0o710, exist_ok=True)
         self.records = records
@@ -62,6 +62,7 @@ class ContainerService:
         self.snapshots = snapshots
         self.monitor = monitor
         self.host_resolv = host_resolv
+        self.cgroup_parent = cgroup_parent.strip("/")
         self._waiters: dict[str, Waiters] = {}
         self._events_task: asyncio.Task | None = None
 
@@ -105,7 +106,7 @@ class ContainerService:
             spec = bundle.build_spec(
                 args=args, env=env, cwd=cwd, user=user, hostname=hostname, tty=tty,
                 open_stdin=bool(body.get("OpenStdin")), rootfs_mounts=rootfs_mounts,
-                extra_mounts=bundle.etc_mounts(cdir), cgroups_path=f"skiff/{cid[:32]}")
+                extra_mounts=bundle.etc_mounts(cdir), cgroups_path=f"{self.cgroup_parent}/{cid}")
             bundle.write_bundle(cdir, spec, bundle.etc_files(hostname, self._host_resolv()))
             created = rfc3339_nano()
             config = {

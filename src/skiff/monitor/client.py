@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -20,16 +21,20 @@ class MonitorClient:
         self.socket_path = os.path.join(exec_root, "monitor.sock")
         self.pid_file = os.path.join(exec_root, "monitor.pid")
         self.log_path = log_path or os.path.join(exec_root, "monitor.log")
+        self._process: subprocess.Popen | None = None
 
     # ------------------------------------------------------------------ life
     def alive(self) -> bool:
+        """Whether a monitor listens on our socket (a pid file can outlive its process, and
+        a dead child of ours stays a zombie until reaped, so neither tells)."""
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            with open(self.pid_file) as f:
-                pid = int(f.read().strip())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
+            probe.connect(self.socket_path)
+            return True
+        except OSError:
             return False
-        return os.path.exists(self.socket_path)
+        finally:
+            probe.close()
 
     def ensure_running(self, timeout: float = 10.0) -> None:
         """Start the monitor unless one already serves this exec-root. It outlives skiffd:
@@ -40,8 +45,10 @@ class MonitorClient:
             os.unlink(self.socket_path)
         except FileNotFoundError:
             pass
+        if self._process is not None:
+            self._process.poll()  # reap a monitor of ours that died
         with open(self.log_path, "ab") as log:
-            subprocess.Popen(
+            self._process = subprocess.Popen(
                 [sys.executable, "-m", "skiff.monitor.server", "--socket", self.socket_path,
                  "--pid-file", self.pid_file],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,

@@ -147,7 +147,7 @@ class Monitor:
         for data in box.pending_stdin:
             self._write_stdin(box, data)
         box.pending_stdin.clear()
-        if box.stdin_eof_pending:
+        if box.stdin_eof_pending and box.stdin_once:
             self._close_stdin(box)
         pidfd = os.pidfd_open(pid)
         self.loop.add_reader(pidfd, self._on_exit, box, pidfd)
@@ -412,10 +412,10 @@ class Monitor:
                         box.pending_stdin.append(data)
                     else:
                         self._write_stdin(box, data)
-            if want_stdin and box.stdin_once:
-                if box.pid is None:
+            if want_stdin:
+                if box.pid is None:  # stdin ended before start: apply it once started
                     box.stdin_eof_pending = True
-                else:
+                elif box.stdin_once:
                     self._close_stdin(box)
             # Keep sending output until the container exits or the client goes away.
             if box.exit is None and not writer.is_closing():
@@ -434,7 +434,7 @@ def become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
-async def serve(socket_path: str) -> None:
+async def serve(socket_path: str, pid_file: str | None = None) -> None:
     loop = asyncio.get_running_loop()
     monitor = Monitor(loop)
     tmp = socket_path + ".new"
@@ -446,8 +446,16 @@ async def serve(socket_path: str) -> None:
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
-    async with server:
-        await stop
+    try:
+        async with server:
+            await stop
+    finally:
+        for path in (socket_path, pid_file):
+            try:
+                if path:
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -462,7 +470,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.pid_file:
         with open(args.pid_file, "w") as f:
             f.write(f"{os.getpid()}\n")
-    asyncio.run(serve(args.socket))
+    asyncio.run(serve(args.socket, args.pid_file))
 
 
 if __name__ == "__main__":
