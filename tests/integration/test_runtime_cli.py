@@ -176,7 +176,9 @@ def see(output: bytes) -> dict:
             name, link = rest.split()
             seen["ns"][name] = link
         elif kind == "mount":
-            seen["mounts"].append(rest)
+            # a masked file is a bind of /dev/null: the container's (runc, us: tmpfs) or the
+            # host's (crun: devtmpfs); either hides the file
+            seen["mounts"].append(rest.replace(" devtmpfs", " tmpfs"))
         elif line.startswith("Cap"):
             key, value = line.split(":")
             seen["caps"][key] = value.strip()
