@@ -121,7 +121,9 @@ $bb hostname skiff-vm
 $bb ip link set lo up
 $bb stty -F /dev/ttyS1 raw -echo
 echo "cgroup2-vm: running job"
+set -o pipefail
 /bin/bash /run/skiff-vm/job 2>&1 </dev/null | $bb cat >/dev/ttyS1
+echo $? > /run/skiff-vm/status
 echo "cgroup2-vm: job done"
 $bb sync
 $bb poweroff -f
@@ -198,8 +200,7 @@ trap 'rm -rf "$run"' EXIT
     printf 'export PATH=%q:"$PATH"\n' "$(dirname "$(python3 -c 'import sys; print(sys.executable)')")"
   esac
   printf 'cd -- %q || exit 125\n' "$PWD"
-  printf '%q ' "$@"; echo
-  echo 'echo $? > /run/skiff-vm/status'
+  printf 'exec'; printf ' %q' "$@"; echo
 } > "$run/job"
 : > "$run/rw"
 share_rw=()
@@ -224,17 +225,21 @@ esac
 quiet="quiet loglevel=4"
 if [ $console = 1 ]; then quiet=""; con=(-chardev "file,id=con,path=/dev/stderr"); else
   con=(-chardev "file,id=con,path=$run/console.log"); fi
-set +e
-timeout --foreground -k 5 "$timeout" qemu-system-x86_64 \
+# In the background so that a signal to this script stops the VM at once (the EXIT trap).
+timeout -k 5 "$timeout" qemu-system-x86_64 \
   "${machine[@]}" -smp "$cpus" -m "$mem" -nographic -nodefaults -no-reboot -nic none \
   -monitor none "${con[@]}" -serial chardev:con -chardev stdio,id=out,signal=off -serial chardev:out \
   -kernel "$kernel" -initrd "$initrd" \
   -append "console=ttyS0 rdinit=/init panic=-1 $quiet $extra i8042.noaux i8042.nokbd cryptomgr.notests audit=0 nowatchdog ${SKIFF_VM_APPEND:-}" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap \
   -virtfs "local,path=$run,mount_tag=skiffrun,security_model=passthrough,multidevs=remap" \
-  "${share_rw[@]}" </dev/null
-qrc=$?
-set -e
+  "${share_rw[@]}" </dev/null &
+qemu=$!
+trap 'kill $qemu 2>/dev/null && wait $qemu 2>/dev/null; rm -rf "$run"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+qrc=0
+wait $qemu || qrc=$?
 [ $qrc = 124 ] && { echo "cgroup2-vm: timed out after ${timeout}s" >&2; exit 124; }
 if [ ! -s "$run/status" ]; then
   echo "cgroup2-vm: the guest did not report a status (qemu exit $qrc); its console:" >&2
