@@ -204,10 +204,14 @@ def test_seccomp_and_caps_block_what_docker_blocks(box):
                        "unshare -n true && echo unshare-ok; "
                        "mount -t tmpfs t /mnt && echo mount-ok; "
                        "mknod /tmp/sda b 8 0 && (head -c1 /tmp/sda >/dev/null && echo read-ok); "
+                       "mknod /tmp/kmsg c 1 11 && echo mknod-ok; "
+                       "(exec 3>/tmp/kmsg) && echo kmsg-open; "
                        "echo end"])
     code, out = run(bundle, cid)
     assert "end" in out
     assert "unshare-ok" not in out and "mount-ok" not in out and "read-ok" not in out
+    # the device cgroup (v1 file, v2 BPF program) lets mknod through but not the use
+    assert "mknod-ok" in out and "kmsg-open" not in out
 
 
 def test_overlay_rootfs_is_private_to_each_container(box, world):

@@ -10,9 +10,18 @@ BUSYBOX = "/bin/busybox"
 
 
 def scratch_dir() -> str:
-    """Where bundles go: /var/tmp, or /tmp inside scripts/cgroup2-vm.sh, whose /var/tmp is an
-    overlay (an overlay upper dir cannot live on one)."""
-    return "/tmp" if os.environ.get("SKIFF_IN_CGROUP2_VM") else "/var/tmp"
+    """Where bundles go: /var/tmp, or the first candidate that is not itself on an overlay
+    (an overlay's upper dir cannot live on one, as in scripts/cgroup2-vm.sh's guest)."""
+    with open("/proc/self/mountinfo") as f:
+        mounts = [(line.split()[4], line.split(" - ")[1].split()[0]) for line in f]
+    for candidate in ("/var/tmp", "/tmp", "/run", "/var/lib/skiff"):
+        if not os.path.isdir(candidate):
+            continue
+        best = max((mp for mp, _fs in mounts if candidate == mp or
+                    candidate.startswith(mp.rstrip("/") + "/")), key=len)
+        if dict(mounts)[best] != "overlay":
+            return candidate
+    return "/var/tmp"
 
 
 def make_rootfs(path: str) -> str:

@@ -130,6 +130,7 @@ def test_resource_writes_v1_and_v2():
         ("memory", "memory.max", str(64 << 20)), ("memory", "memory.swap.max", str(64 << 20)),
         ("cpu", "cpu.weight", "20"), ("cpu", "cpu.max", "50000 100000"),
         ("cpuset", "cpuset.cpus", "0"), ("pids", "pids.max", "100"),
+        ("", cgroups.DEVICE_PROGRAM, cgroups.device_program(res["devices"])),
     ]
     assert cgroups.resource_writes(None, v2=False) == []
 
@@ -316,6 +317,54 @@ def test_steps_are_values():
     assert a.describe() == 'error mounting "proc" to rootfs at "/proc"'
     with pytest.raises(TypeError):
         S.Mount("proc")
+
+
+def run_device_program(program: bytes, kind: str, major: int, minor: int, access: str) -> int:
+    """Interpret the few eBPF instructions device_program emits (the kernel's view)."""
+    import struct
+    from skiff.linux import bpf as B
+    ctx = [(sum({"r": B.ACC_READ, "w": B.ACC_WRITE, "m": B.ACC_MKNOD}[c] for c in access)
+            << 16) | (B.DEV_BLOCK if kind == "b" else B.DEV_CHAR), major, minor]
+    regs = [0] * 11
+    pc = 0
+    while True:
+        code, regbyte, off, imm = struct.unpack_from("<BBhi", program, pc * 8)
+        dst, src = regbyte & 0xF, regbyte >> 4
+        pc += 1
+        if code == B.LDX_W:
+            regs[dst] = ctx[off // 4]
+        elif code == B.AND32_K:
+            regs[dst] &= imm & 0xFFFFFFFF
+        elif code == B.RSH32_K:
+            regs[dst] >>= imm
+        elif code == B.MOV32_X:
+            regs[dst] = regs[src]
+        elif code == B.MOV32_K:
+            regs[dst] = imm
+        elif code == B.JNE32_K:
+            if regs[dst] != imm & 0xFFFFFFFF:
+                pc += off
+        elif code == B.EXIT:
+            return regs[0]
+        else:
+            raise AssertionError(f"unexpected opcode {code:#x}")
+
+
+def test_v2_device_program_decides_like_v1_rules():
+    from skiff.oci.spec import DEFAULT_DEVICE_CGROUP_RULES
+    prog = cgroups.device_program(DEFAULT_DEVICE_CGROUP_RULES)
+    allowed = [("c", 1, 3, "rw"), ("c", 1, 9, "r"), ("c", 136, 4, "rw"), ("c", 5, 2, "rwm"),
+               ("b", 8, 0, "m"), ("c", 4, 64, "m"), ("c", 10, 200, "rw")]
+    denied = [("b", 8, 0, "r"), ("c", 1, 11, "w"), ("c", 4, 64, "rw"), ("b", 254, 0, "rw"),
+              ("c", 1, 1, "r")]
+    assert [run_device_program(prog, *case) for case in allowed] == [1] * len(allowed)
+    assert [run_device_program(prog, *case) for case in denied] == [0] * len(denied)
+    later_wins = cgroups.device_program([{"allow": True, "type": "a", "access": "rwm"},
+                                         {"allow": False, "type": "c", "major": 1,
+                                          "minor": 11, "access": "w"}])
+    assert run_device_program(later_wins, "c", 1, 11, "r") == 1
+    assert run_device_program(later_wins, "c", 1, 11, "w") == 0
+    assert run_device_program(cgroups.device_program([]), "c", 1, 3, "r") == 0
 
 
 def test_device_rule_text():

@@ -34,6 +34,10 @@ def paths(cgroups_path: str | None, container_id: str, host) -> list:
     return out
 
 
+# pseudo-file of resource_writes on v2: the value is a BPF program to attach, not text
+DEVICE_PROGRAM = "<bpf device program>"
+
+
 # v1 cpu.shares -> v2 cpu.weight, as runc and the kernel documentation convert it
 def _shares_to_weight(shares: int) -> int:
     if shares <= 0:
@@ -72,6 +76,8 @@ def resource_writes(resources: dict | None, v2: bool) -> list:
         if pids.get("limit") is not None:
             lim = pids["limit"]
             out.append(("pids", "pids.max", "max" if lim <= 0 else str(lim)))
+        if r.get("devices"):
+            out.append(("", DEVICE_PROGRAM, device_program(r["devices"])))
         return out
     if limit is not None:
         out.append(("memory", "memory.limit_in_bytes", str(limit)))
@@ -98,6 +104,47 @@ def resource_writes(resources: dict | None, v2: bool) -> list:
         out.append(("devices", "devices.allow" if rule.get("allow") else "devices.deny",
                     device_rule(rule)))
     return out
+
+
+def device_program(rules) -> bytes:
+    """cgroup v2: the devices rules as an eBPF program (the same decisions as v1's
+    devices.allow/deny written in order: the last rule that matches wins; none: deny)."""
+    from skiff.linux import bpf as B
+    head = [
+        B.insn(B.LDX_W, 2, 1, 0), B.insn(B.AND32_K, 2, imm=0xFFFF),   # r2 = type
+        B.insn(B.LDX_W, 3, 1, 0), B.insn(B.RSH32_K, 3, imm=16),       # r3 = access
+        B.insn(B.LDX_W, 4, 1, 4), B.insn(B.LDX_W, 5, 1, 8),           # r4, r5 = major, minor
+    ]
+    blocks = []
+    for rule in reversed(list(rules or ())):
+        checks = []
+        kind = rule.get("type") or "a"
+        if kind in ("b", "c"):
+            checks.append((B.JNE32_K, 2, B.DEV_BLOCK if kind == "b" else B.DEV_CHAR))
+        elif kind != "a":
+            continue
+        access = 0
+        for ch in rule.get("access") or "rwm":
+            access |= {"r": B.ACC_READ, "w": B.ACC_WRITE, "m": B.ACC_MKNOD}.get(ch, 0)
+        major, minor = rule.get("major"), rule.get("minor")
+        if kind != "a" and major is not None and major >= 0:
+            checks.append((B.JNE32_K, 4, major))
+        if kind != "a" and minor is not None and minor >= 0:
+            checks.append((B.JNE32_K, 5, minor))
+        body = []
+        n = len(checks) + (3 if access != 7 else 0) + 2
+        if access != 7:  # the access asked for must be within the rule's
+            body += [B.insn(B.MOV32_X, 1, 3), B.insn(B.AND32_K, 1, imm=~access & 7),
+                     B.insn(B.JNE32_K, 1, off=n - len(body) - 3, imm=0)]
+        for op, reg, imm in checks:
+            body.append(B.insn(op, reg, off=n - len(body) - 1, imm=imm))
+        body += [B.insn(B.MOV32_K, 0, imm=1 if rule.get("allow") else 0), B.insn(B.EXIT)]
+        blocks.append(b"".join(body))
+        if not checks and access == 7:
+            break  # matches everything: what follows is unreachable (the verifier refuses it)
+    else:
+        blocks.append(B.insn(B.MOV32_K, 0, imm=0) + B.insn(B.EXIT))
+    return b"".join(head) + b"".join(blocks)
 
 
 def device_rule(rule: dict) -> str:
@@ -162,8 +209,11 @@ def create(dirs: list, writes: list, v2: bool) -> list:
             stop = h.dir_for(h.own_path) if d.startswith(h.dir_for(h.own_path)) else h.mountpoint
             _mkdir(d, stop, created, "cpuset" in h.controllers)
         if v2 and writes:
-            _enable_v2_controllers(dirs, writes)
+            _enable_v2_controllers(dirs, [w for w in writes if w[0]])
         for controller, name, value in writes:
+            if name == DEVICE_PROGRAM:
+                _attach_device_program(dirs[0][1], value)
+                continue
             target = _dir_with(dirs, controller, v2)
             if target is None:
                 raise RuntimeFailure(f"cgroup controller {controller} is not available "
@@ -183,6 +233,22 @@ def create(dirs: list, writes: list, v2: bool) -> list:
     return created
 
 
+def _attach_device_program(d: str, program: bytes) -> None:
+    from skiff.linux import bpf
+    try:
+        prog = bpf.load_device_program(program)
+        try:
+            fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                bpf.attach_device_program(fd, prog)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(prog)
+    except OSError as e:
+        raise RuntimeFailure(f"cannot apply the device rules: {e.strerror}") from None
+
+
 def _dir_with(dirs, controller, v2):
     for h, d in dirs:
         if v2 or controller in h.controllers:
@@ -191,7 +257,7 @@ def _dir_with(dirs, controller, v2):
 
 
 def _enable_v2_controllers(dirs, writes) -> None:
-    needed = {c for c, _n, _v in writes}
+    needed = {c for c, _n, _v in writes if c}
     for h, d in dirs:
         chain = []
         p = os.path.dirname(d)
