@@ -235,3 +235,22 @@ def test_crun_runs_here_or_says_why(world):
     if b"cgroups in hybrid mode not supported" in result.stderr:
         pytest.skip("cgroups in hybrid mode not supported")
     assert result.returncode == 0, result.stderr
+
+
+def test_run_with_a_terminal_relays_it(world, bundle):
+    pexpect = pytest.importorskip("pexpect")
+    path, cid = bundle(["sh"], terminal=True)
+    child = pexpect.spawn(sys.executable, ["-m", "skiff.runtime", "--root", world["state"],
+                                           "run", "--bundle", path, cid],
+                          env=dict(ENV, TERM="xterm"), dimensions=(33, 101), timeout=20)
+    try:
+        child.expect(r"[#$] ")
+        child.sendline("tty; stty size; echo $((6*7))")
+        child.expect(r"/dev/pts/0")
+        child.expect(r"33 101")
+        child.expect(r"42")
+        child.sendline("exit 4")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 4

@@ -121,8 +121,9 @@ def spawn(bundle, container_id, *, stdio=None, console_socket=None, state_root=N
 
 
 def _now() -> str:
-    import datetime
-    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    import time
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e9):09d}Z"
 
 
 def _undo_cgroups(dirs, made) -> None:
