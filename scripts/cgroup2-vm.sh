@@ -15,20 +15,23 @@
 #           --console        stream the guest's kernel console to stderr (for debugging boot)
 #
 # The guest (no network device; only lo):
-#   /                the host's / (virtio-9p, read-only) under an overlay whose upper is a tmpfs:
-#                    everything is visible and writable, nothing written reaches the host
+#   /                the host's / (virtio-9p, read-only) under an overlay whose upper dir is on a
+#                    scratch disk: everything is visible and writable, nothing written reaches
+#                    the host (the disk is an empty ext4 image attached with snapshot=on)
 #   /sys/fs/cgroup   cgroup2 only (nsdelegate), with cpu cpuset io memory pids enabled in the
 #                    root's cgroup.subtree_control; COMMAND runs in the root cgroup
-#   /run /var/lib/skiff   fresh tmpfs; /tmp and /var/tmp show the host's files (a test can hand
-#                    the guest a script in its tmp_path), but what the guest writes stays there
+#   /tmp /var/tmp /var/lib/skiff   empty, on the scratch disk (ext4 as on a host: an overlay
+#                    cannot hold the upper dirs of skiff's own overlays, tmpfs on 6.1 has no user
+#                    xattrs), except that the test images ($SKIFF_TEST_IMAGES, default
+#                    /var/tmp/skiff-test-images) stay visible;  /run  a fresh tmpfs
 # COMMAND runs as root, cwd = the caller's cwd, environment = the caller's plus
 # SKIFF_IN_CGROUP2_VM=1 and PYTHONUNBUFFERED=1, stdin /dev/null, stdout and stderr merged into
 # this script's stdout. Exit status: COMMAND's; 124 on timeout; 125 if the VM itself failed.
 set -euo pipefail
 
 cache=${SKIFF_VM_CACHE:-/var/cache/skiff-vm}
-debs="qemu-system-x86 linux-image-amd64 busybox-static cpio kmod"
-mods="virtio_pci 9pnet_virtio 9p overlay"
+debs="qemu-system-x86 linux-image-amd64 busybox-static cpio kmod e2fsprogs"
+mods="virtio_pci 9pnet_virtio 9p overlay virtio_blk ext4"
 
 die() { echo "cgroup2-vm: $*" >&2; exit 125; }
 
@@ -74,22 +77,27 @@ kernel=/boot/vmlinuz-$kver
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing: run $0 --setup"
 [ -e /bin/busybox ] || die "/bin/busybox missing: run $0 --setup"
 
-# Stage 1, /init of the initramfs (busybox): load the modules, mount the host's / read-only with
-# a tmpfs overlay on top, prepare the new root, switch_root to stage 2.
+# Stage 1, /init of the initramfs (busybox): load the modules, mount the host's / read-only under
+# an overlay, the scratch disk (ext4, like a host's /var: tmpfs on 6.1 has no user xattrs, and an
+# overlay cannot hold the upper dirs of skiff's own overlays) on /tmp, /var/tmp and
+# /var/lib/skiff, then switch_root to stage 2.
 read -r -d '' stage1 <<'EOF' || true
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin
 fail() { echo "cgroup2-vm stage1: $*"; poweroff -f; }
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
-while read -r m; do insmod "$m" || fail "insmod $m"; done < /modules
-mkdir -p /lower /upper /newroot
+while read -r m; do insmod "$m" || echo "cgroup2-vm stage1: insmod $m failed"; done < /modules
+mkdir -p /lower /disk /newroot /keep
 mount -t 9p -o ro,trans=virtio,version=9p2000.L,cache=loose,msize=512000 hostroot /lower \
   || fail "mount hostroot"
-mount -t tmpfs -o mode=755 upper /upper && mkdir /upper/u /upper/w
-mount -t overlay -o lowerdir=/lower,upperdir=/upper/u,workdir=/upper/w,xino=off overlay /newroot \
-  || fail "mount overlay"
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /dev/vda ] && break; sleep 0.2; done
+mount -t ext4 -o noatime,noinit_itable /dev/vda /disk || fail "mount the scratch disk"
+mkdir -p /disk/upper /disk/work /disk/tmp /disk/var-tmp /disk/var-lib-skiff
+chmod 1777 /disk/tmp /disk/var-tmp; chmod 711 /disk/var-lib-skiff
 r=/newroot
+mount -t overlay -o lowerdir=/lower,upperdir=/disk/upper,workdir=/disk/work,xino=off overlay $r \
+  || fail "mount overlay"
 for d in proc sys dev; do mount --move /$d $r/$d; done
 mount -t cgroup2 -o nsdelegate cgroup2 $r/sys/fs/cgroup || fail "mount cgroup2"
 for c in cpu cpuset io memory pids; do
@@ -99,10 +107,25 @@ mkdir -p $r/dev/pts $r/dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts $r/dev/pts
 mount -t tmpfs -o mode=1777 shm $r/dev/shm
 mount -t tmpfs -o mode=755 run $r/run
-mkdir -p $r/var/lib/skiff && mount -t tmpfs -o mode=711 skiff $r/var/lib/skiff
 mkdir -p $r/run/skiff-vm
 mount -t 9p -o trans=virtio,version=9p2000.L,cache=none,msize=512000 skiffrun $r/run/skiff-vm \
   || fail "mount skiffrun"
+# The directories listed in `keep` (the test images) stay visible over the scratch dirs.
+n=0
+while read -r path; do
+  [ -d "$r$path" ] || continue
+  mkdir /keep/$n && mount --bind "$r$path" /keep/$n && echo "$path" > /keep/$n.path
+  n=$((n + 1))
+done < $r/run/skiff-vm/keep
+mkdir -p $r/var/lib/skiff
+mount --bind /disk/tmp $r/tmp
+mount --bind /disk/var-tmp $r/var/tmp
+mount --bind /disk/var-lib-skiff $r/var/lib/skiff
+for k in /keep/*.path; do
+  [ -e "$k" ] || continue
+  path=$(cat "$k")
+  mkdir -p "$r$path" && mount --move "${k%.path}" "$r$path"
+done
 n=0
 while read -r path; do
   mount -t 9p -o trans=virtio,version=9p2000.L,cache=mmap,msize=512000 rw$n "$r$path" \
@@ -163,6 +186,16 @@ if [ ! -e "$vmlinux" ]; then
 fi
 [ -e "$vmlinux" ] && kernel=$vmlinux
 
+# The scratch disk: an empty, sparse ext4 image that every run attaches with snapshot=on (qemu
+# keeps the run's writes in a temporary file and drops them), so each guest starts from empty.
+disk=$cache/scratch-ext4.img
+if [ ! -e "$disk" ]; then
+  mkdir -p "$cache"
+  rm -f "$disk.tmp.$$" && truncate -s 16G "$disk.tmp.$$"
+  mkfs.ext4 -q -F -O ^has_journal -L skiff-vm "$disk.tmp.$$"
+  mv "$disk.tmp.$$" "$disk"
+fi
+
 key=$( { echo "$kver"; echo "$mods"; echo "$stage1"; echo "$stage2"; echo "$helper";
          sha256sum /bin/busybox; } | sha256sum | cut -c1-16)
 initrd=$cache/initramfs-$kver-$key.cpio
@@ -203,6 +236,7 @@ trap 'rm -rf "$run"' EXIT
   printf 'exec'; printf ' %q' "$@"; echo
 } > "$run/job"
 : > "$run/rw"
+printf '%s\n' "${SKIFF_TEST_IMAGES:-/var/tmp/skiff-test-images}" > "$run/keep"
 share_rw=()
 for i in "${!rw[@]}"; do
   d=${rw[$i]}
@@ -226,11 +260,12 @@ quiet="quiet loglevel=4"
 if [ $console = 1 ]; then quiet=""; con=(-chardev "file,id=con,path=/dev/stderr"); else
   con=(-chardev "file,id=con,path=$run/console.log"); fi
 # In the background so that a signal to this script stops the VM at once (the EXIT trap).
-timeout -k 5 "$timeout" qemu-system-x86_64 \
+TMPDIR=$run timeout -k 5 "$timeout" qemu-system-x86_64 \
   "${machine[@]}" -smp "$cpus" -m "$mem" -nographic -nodefaults -no-reboot -nic none \
   -monitor none "${con[@]}" -serial chardev:con -chardev stdio,id=out,signal=off -serial chardev:out \
   -kernel "$kernel" -initrd "$initrd" \
   -append "console=ttyS0 rdinit=/init panic=-1 $quiet $extra i8042.noaux i8042.nokbd cryptomgr.notests audit=0 nowatchdog ${SKIFF_VM_APPEND:-}" \
+  -drive "file=$disk,if=virtio,format=raw,snapshot=on,cache=unsafe" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap \
   -virtfs "local,path=$run,mount_tag=skiffrun,security_model=passthrough,multidevs=remap" \
   "${share_rw[@]}" </dev/null &
