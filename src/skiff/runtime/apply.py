@@ -29,8 +29,11 @@ class StepError(Exception):
 
 
 class Context:
-    """What the steps need besides their own data: descriptors and precompiled filters."""
-    __slots__ = ("rootfs", "console_fd", "fifo_fd", "programs", "exec_path", "on_ready")
+    """What the steps need besides their own data: descriptors, precompiled filters, and the
+    container paths already resolved under the rootfs (`resolved`; a mount on a path drops
+    what was resolved beneath it)."""
+    __slots__ = ("rootfs", "console_fd", "fifo_fd", "programs", "exec_path", "on_ready",
+                 "resolved")
 
     def __init__(self, rootfs, console_fd=None, fifo_fd=None, programs=None, on_ready=None):
         self.rootfs = rootfs
@@ -39,6 +42,7 @@ class Context:
         self.programs = programs or {}
         self.exec_path = None
         self.on_ready = on_ready
+        self.resolved = {}
 
 
 def go_strerror(err: int) -> str:
@@ -83,7 +87,33 @@ def secure_join(root: str, unsafe: str) -> str:
 
 
 def _in_root(ctx, path):
-    return secure_join(ctx.rootfs, path) if path != "/" else ctx.rootfs
+    """secure_join under the rootfs, reusing the resolution of the parent directory."""
+    if path == "/":
+        return ctx.rootfs
+    hit = ctx.resolved.get(path)
+    if hit is not None:
+        return hit
+    parent, _, name = path.rpartition("/")
+    base = ctx.resolved.get(parent) if parent else ctx.rootfs
+    if base is not None and name not in ("..", ".", ""):
+        cur = base + "/" + name
+        try:
+            islink = stat.S_ISLNK(os.lstat(cur).st_mode)
+        except OSError:
+            islink = False
+        if not islink:
+            ctx.resolved[path] = cur
+            return cur
+    out = secure_join(ctx.rootfs, path)
+    ctx.resolved[path] = out
+    return out
+
+
+def _forget_below(ctx, path):
+    if ctx.resolved:
+        prefix = path.rstrip("/") + "/"
+        for key in [k for k in ctx.resolved if k.startswith(prefix)]:
+            del ctx.resolved[key]
 
 
 def _create(target: str, kind: str, source: str) -> None:
@@ -131,6 +161,8 @@ def _mount(step, ctx):
     if step.create:
         _create(target, step.create, step.source)
     _m.mount(step.source, target, step.fstype or None, step.flags, step.data or None)
+    if step.in_root:
+        _forget_below(ctx, step.target)
     if step.remount_flags:
         _m.mount(None, target, None, step.remount_flags)
     for flags in step.propagation:

@@ -210,19 +210,28 @@ def create(dirs: list, writes: list, v2: bool) -> list:
             _mkdir(d, stop, created, "cpuset" in h.controllers)
         if v2 and writes:
             _enable_v2_controllers(dirs, [w for w in writes if w[0]])
-        for controller, name, value in writes:
-            if name == DEVICE_PROGRAM:
-                _attach_device_program(dirs[0][1], value)
-                continue
-            target = _dir_with(dirs, controller, v2)
-            if target is None:
-                raise RuntimeFailure(f"cgroup controller {controller} is not available "
-                                     f"(needed for {name})")
-            try:
-                _write(os.path.join(target, name), value)
-            except OSError as e:
-                raise RuntimeFailure(f"failed to write {value!r} to {name}: "
-                                     f"{os.strerror(e.errno)}") from None
+        opened = {}  # one open per file: devices.allow takes one rule per write
+        try:
+            for controller, name, value in writes:
+                if name == DEVICE_PROGRAM:
+                    _attach_device_program(dirs[0][1], value)
+                    continue
+                target = _dir_with(dirs, controller, v2)
+                if target is None:
+                    raise RuntimeFailure(f"cgroup controller {controller} is not available "
+                                         f"(needed for {name})")
+                path = os.path.join(target, name)
+                try:
+                    fd = opened.get(path)
+                    if fd is None:
+                        fd = opened[path] = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+                    os.write(fd, value.encode())
+                except OSError as e:
+                    raise RuntimeFailure(f"failed to write {value!r} to {name}: "
+                                         f"{os.strerror(e.errno)}") from None
+        finally:
+            for fd in opened.values():
+                os.close(fd)
     except BaseException:
         for d in reversed(created):
             try:

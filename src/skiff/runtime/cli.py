@@ -143,7 +143,19 @@ def _log(opts, message: str) -> None:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """Run one verb. Called as a program (argv None), exit at once when done: interpreter
+    shutdown would cost more than the work of `state` or `kill`."""
+    if argv is None:
+        status = _main(sys.argv[1:])
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(status)
+    return _main(argv)
+
+
+def _main(argv) -> int:
     opts = None
     try:
         opts = parse(argv)

@@ -276,7 +276,10 @@ def _init(steps, ctx, stdio, report_fd) -> None:
 
 
 def _reset_signals() -> None:
-    signal.set_wakeup_fd(-1)
+    try:
+        signal.set_wakeup_fd(-1)  # the caller's event loop must not hear our signals
+    except ValueError:  # not the main thread: there is no wakeup fd to drop
+        pass
     for sig in signal.valid_signals():
         try:
             handler = signal.getsignal(sig)
