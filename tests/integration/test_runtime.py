@@ -319,3 +319,64 @@ def test_wait_start_and_start(box, world):
             os.waitpid(pid, 0)
         runtime.cleanup(bundle, cid, state_root=root)
     assert not os.path.exists(os.path.join(root, cid))
+
+
+def test_joining_another_containers_pid_and_network_namespaces(box):
+    from skiff import runtime
+    first, c1 = box(["sleep", "30"])
+    pid1 = runtime.spawn(first, c1)
+    try:
+        second, c2 = box(["sh", "-c", "echo pid=$$; ps -o comm | sort | tr '\\n' ' '; echo; "
+                                      "readlink /proc/self/ns/net"], hostname="")
+        edit_config(second, lambda s: s["linux"].update(namespaces=[
+            {"type": "mount"}, {"type": "ipc"}, {"type": "cgroup"},
+            {"type": "pid", "path": f"/proc/{pid1}/ns/pid"},
+            {"type": "network", "path": f"/proc/{pid1}/ns/net"}]))
+        code, out = run(second, c2)
+        assert code == 0, out
+        lines = out.splitlines()
+        assert lines[0] != "pid=1"
+        assert "sleep" in lines[1].split()
+        assert lines[2] == os.readlink(f"/proc/{pid1}/ns/net")
+    finally:
+        os.kill(pid1, signal.SIGKILL)
+        os.waitpid(pid1, 0)
+        runtime.cleanup(first, c1)
+    assert_no_children()
+
+
+def test_preserved_descriptors_and_no_others(box):
+    from skiff import runtime
+    bundle, cid = box(["sh", "-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '; cat <&3"])
+    extra_r, extra_w = os.pipe()
+    leak_r, leak_w = os.pipe()
+    os.write(extra_w, b"through-fd-3")
+    os.close(extra_w)
+    os.set_inheritable(leak_r, True)  # inheritable, yet not for the container
+    try:
+        saved = os.dup(3)
+    except OSError:
+        saved = None
+    try:
+        os.dup2(extra_r, 3)
+        r, w = os.pipe()
+        pid = runtime.spawn(bundle, cid, stdio=(None, w, w), preserve_fds=1)
+        os.close(w)
+        out = b""
+        while chunk := os.read(r, 4096):
+            out += chunk
+        os.close(r)
+        os.waitpid(pid, 0)
+    finally:
+        if saved is not None:
+            os.dup2(saved, 3)
+            os.close(saved)
+        else:
+            os.close(3)
+        for fd in (extra_r, leak_r, leak_w):
+            os.close(fd)
+        runtime.cleanup(bundle, cid)
+    fds, _, rest = out.decode().partition(" 3 ")
+    assert fds.split() == ["0", "1", "2"]
+    assert rest.split()[0] == "4" and len(rest.split()) == 2  # 4: ls's own directory fd
+    assert out.decode().endswith("through-fd-3")

@@ -380,7 +380,7 @@ def test_public_surface():
     assert rt.__all__ == ["spawn", "start", "cleanup"]
     params = inspect.signature(launch.spawn).parameters
     assert list(params) == ["bundle", "container_id", "stdio", "console_socket", "state_root",
-                            "wait_start"]
+                            "wait_start", "preserve_fds"]
     assert all(params[n].kind is inspect.Parameter.KEYWORD_ONLY for n in list(params)[2:])
     assert list(inspect.signature(launch.cleanup).parameters) == [
         "bundle_or_spec", "container_id", "state_root"]

@@ -57,7 +57,7 @@ def _program(source) -> bytes:
 
 
 def spawn(bundle, container_id, *, stdio=None, console_socket=None, state_root=None,
-          wait_start=False) -> int:
+          wait_start=False, preserve_fds=0) -> int:
     """Create the container of `bundle` and exec its process; return the init's host pid.
 
     `stdio`: (stdin, stdout, stderr) descriptors for the process (None: inherit ours).
@@ -65,6 +65,8 @@ def spawn(bundle, container_id, *, stdio=None, console_socket=None, state_root=N
     over it before this returns. `state_root`: record the container under
     `<state_root>/<id>/` for the runc-style verbs. `wait_start`: stop just before execve
     until `start(container_id, state_root)` (runc's create); needs `state_root`.
+    `preserve_fds`: pass descriptors 3 .. 3+N-1 on to the process (runc's --preserve-fds);
+    every other descriptor is closed at exec.
 
     Raises RuntimeFailure (docker's wording; exit_code 125/126/127) and leaves nothing behind.
     """
@@ -98,7 +100,7 @@ def spawn(bundle, container_id, *, stdio=None, console_socket=None, state_root=N
             fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         made = _cgroups.create(plan.cgroups, plan.cgroup_writes, host.cgroup_v2)
         ctx = _apply.Context(plan.rootfs, console_socket, fifo_fd, programs)
-        pid = _start_init(plan, ctx, stdio, wait_start)
+        pid = _start_init(plan, ctx, (stdio, preserve_fds), wait_start)
         if state_dir is not None:
             from . import state as _state
             from skiff.linux.proc import start_time
@@ -251,9 +253,12 @@ def _init(steps, ctx, stdio, report_fd) -> None:
         gc.disable()
         os.umask(0)
         _reset_signals()
+        stdio, preserve = stdio
         if stdio is not None:
             _dup_stdio(stdio)
-        _proc.cloexec_from(3)
+        for fd in range(3, 3 + preserve):
+            os.set_inheritable(fd, True)
+        _proc.cloexec_from(3 + preserve)
 
         def ready():
             os.write(report_fd, b"R\n")

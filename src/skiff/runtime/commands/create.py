@@ -12,7 +12,8 @@ def run(opts) -> int:
     sock = console_fd(opts.console_socket) if opts.console_socket else None
     try:
         pid = spawn(opts.bundle or os.getcwd(), cid, console_socket=sock,
-                    state_root=opts.root, wait_start=True)
+                    state_root=opts.root, wait_start=True,
+                    preserve_fds=int(opts.preserve_fds or 0))
     finally:
         if sock is not None:
             os.close(sock)

@@ -28,7 +28,8 @@ def run(opts) -> int:
         relay, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         sock = theirs.detach()
     try:
-        pid = spawn(bundle, cid, console_socket=sock, state_root=opts.root)
+        pid = spawn(bundle, cid, console_socket=sock, state_root=opts.root,
+                    preserve_fds=int(opts.preserve_fds or 0))
     finally:
         if sock is not None:
             os.close(sock)
