@@ -91,12 +91,14 @@ def spawn(bundle, container_id, *, stdio=None, console_socket=None, state_root=N
         except SkiffError as e:
             raise RuntimeFailure(e.message) from None
     made = []
+    pid = None
     try:
         if wait_start:
             if state_dir is None:
                 raise RuntimeFailure("wait_start needs a state_root")
             fifo = os.path.join(state_dir, "exec.fifo")
             os.mkfifo(fifo, 0o622)
+            os.chmod(fifo, 0o622)  # whatever our umask: a non-root init opens it to write
             fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         made = _cgroups.create(plan.cgroups, plan.cgroup_writes, host.cgroup_v2)
         ctx = _apply.Context(plan.rootfs, console_socket, fifo_fd, programs)
@@ -112,6 +114,8 @@ def spawn(bundle, container_id, *, stdio=None, console_socket=None, state_root=N
                 "annotations": config.get("annotations") or {}})
         return pid
     except BaseException:
+        if pid is not None:  # the init runs, but we could not record it: take it back
+            _reap(pid)
         _undo_cgroups(plan.cgroups, made)
         if state_dir is not None:
             from . import state as _state
