@@ -31,7 +31,7 @@ set -euo pipefail
 
 cache=${SKIFF_VM_CACHE:-/var/cache/skiff-vm}
 debs="qemu-system-x86 linux-image-amd64 busybox-static cpio kmod e2fsprogs"
-mods="virtio_pci 9pnet_virtio 9p overlay virtio_blk ext4"
+mods="virtio_pci 9pnet_virtio 9p overlay virtio_blk" fsmods="ext4"
 
 die() { echo "cgroup2-vm: $*" >&2; exit 125; }
 
@@ -87,7 +87,8 @@ read -r -d '' stage1 <<'EOF' || true
 export PATH=/bin
 fail() { echo "cgroup2-vm stage1: $*"; poweroff -f; }
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
-while read -r m; do insmod "$m" || echo "cgroup2-vm stage1: insmod $m failed"; done < /modules
+load() { while read -r m; do insmod "$m" || echo "cgroup2-vm stage1: insmod $m failed"; done < $1; }
+load /modules.fs & load /modules; wait   # two independent chains, one per vCPU
 mkdir -p /lower /disk /newroot /keep
 mount -t 9p -o ro,trans=virtio,version=9p2000.L,cache=loose,msize=512000 hostroot /lower \
   || fail "mount hostroot"
@@ -196,7 +197,7 @@ if [ ! -e "$disk" ]; then
   mv "$disk.tmp.$$" "$disk"
 fi
 
-key=$( { echo "$kver"; echo "$mods"; echo "$stage1"; echo "$stage2"; echo "$helper";
+key=$( { echo "$kver"; echo "$mods $fsmods"; echo "$stage1"; echo "$stage2"; echo "$helper";
          sha256sum /bin/busybox; } | sha256sum | cut -c1-16)
 initrd=$cache/initramfs-$kver-$key.cpio
 if [ ! -e "$initrd" ]; then
@@ -207,12 +208,15 @@ if [ ! -e "$initrd" ]; then
   cp /bin/busybox "$tmp/bin/busybox"
   printf '%s\n' "$stage1" > "$tmp/init" && chmod 755 "$tmp/init"
   printf '%s\n' "$stage2" > "$tmp/stage2"
-  for m in $mods; do
-    modprobe -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
-  done | awk '!seen[$0]++' | while read -r ko; do
-    "$py" -c "$helper" unsign "$ko" "$tmp/lib/modules/$(basename "$ko")"
-    echo "/lib/modules/$(basename "$ko")"
-  done > "$tmp/modules"
+  for list in modules:"$mods" modules.fs:"$fsmods"; do
+    for m in ${list#*:}; do
+      modprobe -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
+    done | awk '!seen[$0]++' | while read -r ko; do
+      [ -e "$tmp/lib/modules/$(basename "$ko")" ] && continue
+      "$py" -c "$helper" unsign "$ko" "$tmp/lib/modules/$(basename "$ko")"
+      echo "/lib/modules/$(basename "$ko")"
+    done > "$tmp/${list%%:*}"
+  done
   (cd "$tmp" && find . | cpio -o -H newc --quiet) > "$initrd.tmp.$$"
   mv "$initrd.tmp.$$" "$initrd"
   rm -rf "$tmp"; trap - EXIT
