@@ -380,3 +380,15 @@ def test_preserved_descriptors_and_no_others(box):
     assert fds.split() == ["0", "1", "2"]
     assert rest.split()[0] == "4" and len(rest.split()) == 2  # 4: ls's own directory fd
     assert out.decode().endswith("through-fd-3")
+
+
+def test_cap_add_sys_admin_lets_mount_through_the_default_filter(box):
+    bundle, cid = box(["sh", "-c", "mkdir -p /mnt && mount -t tmpfs t /mnt && echo mount-ok; "
+                                   "grep Seccomp: /proc/self/status"])
+
+    def add_sys_admin(spec):
+        for kind in ("bounding", "effective", "permitted"):
+            spec["process"]["capabilities"][kind].append("CAP_SYS_ADMIN")
+    edit_config(bundle, add_sys_admin)
+    code, out = run(bundle, cid)
+    assert "mount-ok" in out and "Seccomp:\t2" in out

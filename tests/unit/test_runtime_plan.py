@@ -170,7 +170,8 @@ def test_docker_default_config_plans_namespaces_cgroups_and_order():
     assert positions == sorted(positions)
     assert isinstance(p.steps[-1], S.Exec)
     assert p.steps[-1] == S.Exec(("sh", "-c", "true"), ("PATH=/usr/bin:/bin",))
-    assert p.seccomp == ("default", None)
+    assert p.seccomp == ("default", tuple(sorted(default_spec(["x"], [])["process"][
+        "capabilities"]["bounding"])))
 
 
 def test_default_devices_and_dev_symlinks_are_made_before_pivot():
@@ -198,6 +199,20 @@ def test_seccomp_needs_sys_admin_until_loaded_then_one_final_capset():
     assert caps[1] == S.SetCapabilities(DEFAULT_CAPS, DEFAULT_CAPS, 0)
     assert p.steps[-3:] == [S.LoadSeccomp("default", 0), caps[1], p.steps[-1]]
     assert S.DropBounding(DEFAULT_CAPS) in p.steps
+
+
+def test_default_filter_lets_through_what_granted_capabilities_govern():
+    from skiff.runtime import profile
+    blocked = profile.default_rules(("CAP_CHOWN",))
+    assert "mount" in blocked[0][0] and "ptrace" in blocked[0][0]
+    assert [r[0] for r in blocked[1:]] == [("clone",), ("personality",), ("clone3",)]
+    admin = profile.default_rules(("CAP_SYS_ADMIN", "CAP_SYS_PTRACE"))
+    assert "mount" not in admin[0][0] and "ptrace" not in admin[0][0]
+    assert "reboot" in admin[0][0]
+    assert [r[0] for r in admin[1:]] == [("personality",)]
+    spec = config()
+    spec["process"]["capabilities"]["bounding"].append("CAP_SYS_ADMIN")
+    assert "CAP_SYS_ADMIN" in build(spec).seccomp[1]
 
 
 def test_no_new_privileges_puts_seccomp_right_before_exec():

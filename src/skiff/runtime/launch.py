@@ -36,18 +36,18 @@ def load_config(bundle: str) -> dict:
 
 
 def _program(source) -> bytes:
-    kind, profile = source
-    key = "default" if kind == "default" else json.dumps(profile, sort_keys=True)
+    kind, arg = source
+    key = ("default",) + arg if kind == "default" else json.dumps(arg, sort_keys=True)
     bpf = _programs.get(key)
     if bpf is None:
         from skiff.linux import seccomp
         try:
             if kind == "default":
-                from .profile import DEFAULT_RULES
+                from .profile import default_rules
                 bpf = seccomp.blocklist([(names, seccomp.errno_action(err), cond)
-                                         for names, err, cond in DEFAULT_RULES])
+                                         for names, err, cond in default_rules(arg)])
             else:
-                bpf = seccomp.compile_profile(profile)
+                bpf = seccomp.compile_profile(arg)
         except (OSError, ValueError) as e:
             raise RuntimeFailure(f"seccomp: {e}") from None
         if len(_programs) > 64:

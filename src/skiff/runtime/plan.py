@@ -5,7 +5,7 @@
     plan.cgroups          # [(Hierarchy, dir)] to create and join
     plan.cgroup_writes    # [(controller, file, value)] limits to write before the fork
     plan.steps            # [Step] performed in the container's first process, in order
-    plan.seccomp          # None, ("default", None) or ("profile", linux.seccomp)
+    plan.seccomp          # None, ("default", capability names) or ("profile", linux.seccomp)
 
 The order is what the kernel needs: cgroups before the cgroup namespace; every mount before
 pivot_root; hostname, sysctls and the terminal while /proc/sys and /dev are still writable;
@@ -216,7 +216,7 @@ def build(config: dict, *, bundle: str, container_id: str, host, console: bool =
     # -- privileges
     capset = process.get("capabilities")
     nnp = bool(process.get("noNewPrivileges"))
-    seccomp = _seccomp_source(linux.get("seccomp"), annotations.get(SECCOMP_ANNOTATION))
+    seccomp = _seccomp_source(linux.get("seccomp"), annotations.get(SECCOMP_ANNOTATION), capset)
     final_caps = None
     if capset is not None:
         for kind in ("bounding", "effective", "permitted", "inheritable", "ambient"):
@@ -269,12 +269,17 @@ def build(config: dict, *, bundle: str, container_id: str, host, console: bool =
                 terminal=terminal, warnings=warnings)
 
 
-def _seccomp_source(profile, annotation):
+def _seccomp_source(profile, annotation, capset):
+    """("profile", linux.seccomp), None (unconfined), or ("default", capabilities): the
+    default filter lets through what the bounding set's capabilities govern (all of them
+    when config.json leaves capabilities alone)."""
     if profile:
         return ("profile", profile)
     if annotation == "unconfined":
         return None
-    return ("default", None)
+    if capset is None:
+        return ("default", tuple(_caps.NAMES))
+    return ("default", tuple(sorted(set(capset.get("bounding") or ()))))
 
 
 def _rootfs_mounts(text, bundle) -> list:
