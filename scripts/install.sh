@@ -26,27 +26,43 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 
-# Python packages: skiff itself (editable, from this checkout) and the test tools.
-if ! "$python" - "$here" <<'PY' 2>/dev/null
-import os, shutil, sys
+# Python packages: skiff itself (editable, from this checkout) and the test tools, in a
+# virtualenv of skiff's own: its commands start without scanning the system's site-packages
+# (the CLI's start-up counts in every command), and nothing of the system's Python changes.
+venv=${SKIFF_VENV:-/opt/skiff}
+if [ ! -x "$venv/bin/python" ]; then
+  echo "install.sh: creating $venv"
+  "$python" -m venv "$venv"
+fi
+if ! "$venv/bin/python" - "$here" <<'PY' 2>/dev/null
+import os, sys
 import h11, zstandard, pytest, docker, pexpect, skiff
 assert os.path.realpath(skiff.__file__).startswith(os.path.realpath(sys.argv[1]))
-assert shutil.which("skiff") and shutil.which("skiffd") and shutil.which("skiff-runtime")
+for cmd in ("skiff", "skiffd", "skiff-runtime", "skiff-monitor"):
+    assert os.path.exists(os.path.join(sys.prefix, "bin", cmd))
 PY
 then
-  echo "install.sh: installing skiff (pip install -e .[test])"
-  "$python" -m pip install -q --disable-pip-version-check -e "$here[test]" 2>&1 \
-    | grep -v -e "Running pip as the 'root' user" -e "is ignored: it is neither" || true
+  echo "install.sh: installing skiff into $venv (pip install -e .[test])"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test]" 2>&1 \
+    | grep -v -e "is ignored: it is neither" || true
 fi
+# Byte-compile now: with PYTHONDONTWRITEBYTECODE set (as on CI) every command would compile
+# skiff's modules from source again.
+"$venv/bin/python" -m compileall -q "$here/src/skiff" >/dev/null
+for cmd in skiff skiffd skiff-runtime skiff-monitor; do
+  [ "$(readlink "/usr/local/bin/$cmd" 2>/dev/null)" = "$venv/bin/$cmd" ] || \
+    ln -sf "$venv/bin/$cmd" "/usr/local/bin/$cmd"
+done
 
 # The test image, built from Debian's busybox-static (quick when up to date).
-"$python" "$here/scripts/make_test_images.py" --out "$images" >/dev/null
+"$venv/bin/python" "$here/scripts/make_test_images.py" --out "$images" >/dev/null
 
 if [ "${1:-}" = "--deps" ]; then
   exit 0
 fi
 
 # The main job, for real: skiffd is started by the first skiff command that needs it.
+export PATH="/usr/local/bin:$PATH"
 if ! skiff image inspect busybox:latest >/dev/null 2>&1; then
   skiff load -i "$images/busybox.tar"
 fi

@@ -5,4 +5,5 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/install.sh" --deps
 cd "$here"
-exec "${PYTHON:-python3}" -m pytest -q -rs "$@" tests
+export PATH="/usr/local/bin:$PATH"
+exec "${SKIFF_VENV:-/opt/skiff}/bin/python" -m pytest -q -rs "$@" tests
