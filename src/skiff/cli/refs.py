@@ -4,17 +4,15 @@ the familiar form for messages (`busybox:latest`) and the full form `pull` print
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
 
 DEFAULT_DOMAIN = "docker.io"
 
 
-@dataclass(frozen=True)
-class ImageRef:
-    domain: str
-    path: str
-    tag: str | None
-    digest: str | None
+class ImageRef(namedtuple("_ImageRef", "domain path tag digest")):
+    """Immutable; a namedtuple because `dataclasses` is slow to import on the CLI's path."""
+
+    __slots__ = ()
 
     @property
     def name(self) -> str:

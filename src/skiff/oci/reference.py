@@ -15,8 +15,8 @@ if it contains "." or ":", is "localhost", or has upper-case letters; otherwise 
 is docker.io, and a single-component path on docker.io gets "library/" in front.
 """
 
-import dataclasses
 import re
+from collections import namedtuple
 
 from skiff.errors import InvalidArgument
 from skiff.oci.digest import parse_digest
@@ -42,12 +42,12 @@ _IMAGE_ID = re.compile(r"(?:sha256:)?[a-f0-9]{64}\Z")
 _BARE_HEX_ID = re.compile(r"[a-f0-9]{64}\Z")
 
 
-@dataclasses.dataclass(frozen=True)
-class Reference:
-    domain: str
-    path: str
-    tag: str | None = None
-    digest: str | None = None
+# A namedtuple rather than a dataclass: `dataclasses` costs ~10 ms to import, and the CLI
+# parses a reference on every `run`.
+class Reference(namedtuple("_Reference", "domain path tag digest", defaults=(None, None))):
+    """An image reference: domain, path, and an optional tag and digest (immutable)."""
+
+    __slots__ = ()
 
     @property
     def repository(self) -> str:
@@ -70,10 +70,10 @@ class Reference:
         return self.familiar_name() + self._suffix()
 
     def with_tag(self, tag: str | None) -> "Reference":
-        return dataclasses.replace(self, tag=tag)
+        return self._replace(tag=tag)
 
     def with_digest(self, digest: str | None) -> "Reference":
-        return dataclasses.replace(self, digest=digest)
+        return self._replace(digest=digest)
 
     def _suffix(self) -> str:
         suffix = f":{self.tag}" if self.tag else ""
