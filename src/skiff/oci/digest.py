@@ -3,7 +3,6 @@
 Digests are always computed over exact bytes; nothing here re-serialises anything.
 """
 
-import hashlib
 import re
 
 from skiff.errors import InvalidArgument
@@ -22,6 +21,8 @@ ERR_UNSUPPORTED = "unsupported digest algorithm"
 
 
 def sha256_hex(data: bytes) -> str:
+    import hashlib  # lazily: loading OpenSSL costs the CLI milliseconds it rarely needs
+
     return hashlib.sha256(data).hexdigest()
 
 
@@ -29,6 +30,8 @@ def digest_of(data: bytes, algorithm: str = "sha256") -> str:
     """`sha256:<hex>` of `data` (or another supported algorithm)."""
     if algorithm not in _HEX_LENGTH:
         raise InvalidArgument(ERR_UNSUPPORTED)
+    import hashlib
+
     return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
 
 
@@ -73,6 +76,8 @@ class DigestVerifier:
             raise InvalidArgument(f"invalid size {expected_size} for {expected_digest}")
         self.expected_size = expected_size
         self.size = 0
+        import hashlib
+
         self._hash = hashlib.new(self.algorithm)
 
     def update(self, chunk: bytes) -> None:
