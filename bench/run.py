@@ -61,6 +61,25 @@ def stats(times: list[float]) -> dict:
 
 
 # ---------------------------------------------------------------------------------- engines
+def command(name: str) -> str:
+    """The command a user's shell finds after scripts/install.sh (which puts skiff's in
+    /usr/local/bin, ahead of version-manager shims that would add their own start-up)."""
+    found = shutil.which(name, path="/usr/local/bin:" + os.environ.get("PATH", ""))
+    if not found:
+        raise SystemExit(f"{name} not found: run scripts/install.sh first")
+    return found
+
+
+def own_cgroup() -> str:
+    """Our cgroup (the memory hierarchy's, which is the deepest on hybrid hosts)."""
+    with open("/proc/self/cgroup") as f:
+        paths = {}
+        for line in f:
+            _, controllers, path = line.strip().split(":", 2)
+            paths[controllers] = path
+    return paths.get("memory") or paths.get("") or "/"
+
+
 class Skiff:
     name = "skiff"
 
@@ -68,11 +87,12 @@ class Skiff:
         self.dir = tempfile.mkdtemp(prefix="skiff-bench-")
         self.sock = os.path.join(self.dir, "run", "skiff.sock")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "skiff.api.daemon", "--root", os.path.join(self.dir, "root"),
-             "--exec-root", os.path.join(self.dir, "run"), "-H", f"unix://{self.sock}"],
+            [command("skiffd"), "--root", os.path.join(self.dir, "root"),
+             "--exec-root", os.path.join(self.dir, "run"), "-H", f"unix://{self.sock}",
+             "--cgroup-parent", "skiff-bench"],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "skiffd.log"), "w"))
         wait_for_socket(self.sock)
-        self.cli = [shutil.which("skiff") or "skiff", "-H", f"unix://{self.sock}"]
+        self.cli = [command("skiff"), "-H", f"unix://{self.sock}"]
         sh(self.cli + ["load", "-q", "-i", os.path.join(IMAGES, "busybox.tar")])
         return self
 
@@ -116,7 +136,8 @@ class Docker:
         self.dockerd = subprocess.Popen(
             ["dockerd", f"--containerd={self.containerd_sock}", "--storage-driver=overlay2",
              "-H", f"unix://{self.sock}", f"--data-root={d}/data", f"--exec-root={d}/exec",
-             f"--pidfile={d}/docker.pid", "--bridge=none", "--iptables=false"],
+             f"--pidfile={d}/docker.pid", "--bridge=none", "--iptables=false",
+             f"--cgroup-parent={own_cgroup().rstrip('/')}/docker-bench"],
             stdout=subprocess.DEVNULL, stderr=open(f"{d}/dockerd.log", "w"))
         wait_for_socket(self.sock)
         self.cli = ["docker", "-H", f"unix://{self.sock}"]
