@@ -251,8 +251,9 @@ def test_cgroup_limits_are_applied(box):
 
 def test_terminal_over_console_socket(box):
     from skiff import runtime
-    bundle, cid = box(["sh", "-c", "tty; [ -t 0 ] && echo stdin-tty; ls -l /dev/console | "
-                                   "wc -l; echo done"], terminal=True)
+    bundle, cid = box(["sh", "-c", "tty; [ -t 0 ] && echo stdin-tty; stty size; echo done"],
+                      terminal=True)
+    edit_config(bundle, lambda s: s["process"].update(consoleSize={"height": 33, "width": 101}))
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = master = None
     try:
@@ -273,7 +274,7 @@ def test_terminal_over_console_socket(box):
         pid = None
         text = out.decode().replace("\r", "")
         assert text.splitlines()[0] == "/dev/pts/0"
-        assert "stdin-tty" in text and "done" in text
+        assert "stdin-tty" in text and "33 101" in text and "done" in text
         assert msg.startswith(b"/dev/pts/")
     finally:
         theirs.close()

@@ -301,10 +301,11 @@ def test_configs_that_cannot_be_run_are_refused_up_front(change, message):
 def test_terminal_user_rlimits_cwd_and_path():
     spec = config()
     spec["process"].update(terminal=True, cwd="/tmp", user={"uid": 1000, "gid": 100,
-                           "additionalGids": [5, 6]}, env=["A=1", "PATH=/opt/bin"])
+                           "additionalGids": [5, 6]}, env=["A=1", "PATH=/opt/bin"],
+                           consoleSize={"height": 33, "width": 101})
     p = build(spec, console=True)
     assert index(p, S.PivotRoot) < index(p, S.Terminal) < index(p, S.MaskPath)
-    assert S.Terminal(1000, 100) in p.steps
+    assert S.Terminal(1000, 100, 33, 101) in p.steps
     assert S.SetUser(1000, 100, (5, 6)) in p.steps
     assert S.SetRlimit("RLIMIT_NOFILE", 7, 1024, 1024) in p.steps
     assert S.Chdir("/tmp") in p.steps

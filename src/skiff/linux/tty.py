@@ -9,6 +9,7 @@ TIOCSCTTY = 0x540E
 TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
 TIOCGPTPEER = 0x5441
+TIOCSWINSZ = 0x5414
 
 
 def open_master(ptmx: str = "/dev/pts/ptmx") -> int:
@@ -34,6 +35,10 @@ def open_peer(master: int) -> int:
             raise
     base = "/dev/pts"
     return os.open(f"{base}/{pts_number(master)}", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+
+
+def set_size(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
 def set_controlling(fd: int) -> None:

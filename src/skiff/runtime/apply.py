@@ -263,6 +263,8 @@ def _terminal(step, ctx):
     try:
         slave = _tty.open_peer(master)
         pts = f"/dev/pts/{_tty.pts_number(master)}"
+        if step.height or step.width:
+            _tty.set_size(master, step.height, step.width)
         if step.uid:
             os.fchown(slave, step.uid, -1)
         _tty.send_fd(ctx.console_fd, master, pts.encode())

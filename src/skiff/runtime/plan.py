@@ -196,7 +196,9 @@ def build(config: dict, *, bundle: str, container_id: str, host, console: bool =
     if terminal:
         if not console:
             raise InvalidArgument("process.terminal is set but no console socket was given")
-        steps.append(S.Terminal(uid, gid))
+        size = process.get("consoleSize") or {}
+        steps.append(S.Terminal(uid, gid, int(size.get("height") or 0),
+                                int(size.get("width") or 0)))
     for path in linux.get("maskedPaths") or ():
         steps.append(S.MaskPath(_clean(path)))
     for path in linux.get("readonlyPaths") or ():

@@ -175,8 +175,10 @@ class Sysctl(Step):
 
 class Terminal(Step):
     """Open a pty in the container's devpts, send the master over the console socket, make
-    the peer the controlling terminal and stdio, bind it over /dev/console."""
-    __slots__ = ("uid", "gid")
+    the peer the controlling terminal and stdio, bind it over /dev/console; `height` and
+    `width` (process.consoleSize) set its size when not 0."""
+    __slots__ = ("uid", "gid", "height", "width")
+    DEFAULTS = {"height": 0, "width": 0}
 
     def describe(self):
         return "set up the terminal"
