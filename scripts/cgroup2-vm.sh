@@ -97,7 +97,7 @@ mount -t ext4 -o noatime,noinit_itable /dev/vda /disk || fail "mount the scratch
 mkdir -p /disk/upper /disk/work /disk/tmp /disk/var-tmp /disk/var-lib-skiff
 chmod 1777 /disk/tmp /disk/var-tmp; chmod 711 /disk/var-lib-skiff
 r=/newroot
-mount -t overlay -o lowerdir=/lower,upperdir=/disk/upper,workdir=/disk/work,xino=off overlay $r \
+mount -t overlay -o lowerdir=/lower,upperdir=/disk/upper,workdir=/disk/work,xino=off,redirect_dir=on overlay $r \
   || fail "mount overlay"
 for d in proc sys dev; do mount --move /$d $r/$d; done
 mount -t cgroup2 -o nsdelegate cgroup2 $r/sys/fs/cgroup || fail "mount cgroup2"
