@@ -12,7 +12,8 @@ import pytest
 from skiff.errors import RuntimeFailure
 
 from .test_runtime_bundles import (cgroup_leftovers, make_config, make_rootfs, mounts_under,
-                              new_id, overlay_bundle, scratch_dir, write_bundle)
+                              new_id, overlay_bundle, remove_cgroup_parent, scratch_dir,
+                              write_bundle)
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
@@ -33,11 +34,7 @@ def world():
         lower = make_rootfs(os.path.join(tmp, "lower"))
         yield {"tmp": tmp, "lower": lower, "cgroup_parent": parent, "parent_dirs": parent_dirs}
     finally:
-        for d in parent_dirs:
-            try:
-                os.rmdir(d)
-            except FileNotFoundError:
-                pass
+        remove_cgroup_parent(parent)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

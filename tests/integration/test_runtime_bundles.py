@@ -87,6 +87,41 @@ def mounts_under(path: str) -> list:
         return [line.split()[4] for line in f if path in line.split()[4]]
 
 
+def remove_cgroup_parent(name: str) -> None:
+    """rmdir `name` (and empty leaves in it) under our own cgroup in every cgroup mount,
+    including a hybrid host's v2 tree, where runc makes its cgroups too."""
+    own = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            own[ctrls] = path
+    with open("/proc/self/mountinfo") as f:
+        mounts = [(line.split()[4], line.split(" - ")[1].split()) for line in f]
+    for mountpoint, (fstype, _src, opts) in mounts:
+        if fstype == "cgroup2":
+            key = ""
+        elif fstype == "cgroup":
+            names = [o for o in opts.split(",") if o not in ("rw", "ro", "xattr")]
+            key = next((k for k in own if k and set(k.split(",")) == set(names)), None)
+            if key is None:
+                continue
+        else:
+            continue
+        base = os.path.join(mountpoint, own.get(key, "/").lstrip("/"), name)
+        if not os.path.isdir(base):
+            continue
+        for leaf in os.listdir(base):
+            if os.path.isdir(os.path.join(base, leaf)):
+                try:
+                    os.rmdir(os.path.join(base, leaf))
+                except OSError:
+                    pass
+        try:
+            os.rmdir(base)
+        except OSError:
+            pass
+
+
 def cgroup_leftovers(parent_dirs) -> list:
     """Subdirectories left in our test parent cgroups."""
     out = []

@@ -12,7 +12,8 @@ import time
 import pytest
 
 from .test_runtime_bundles import (cgroup_leftovers, make_config, make_rootfs, mounts_under,
-                                   new_id, overlay_bundle, scratch_dir, write_bundle)
+                                   new_id, overlay_bundle, remove_cgroup_parent, scratch_dir,
+                                   write_bundle)
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
@@ -34,11 +35,7 @@ def world():
                "state": os.path.join(tmp, "state"), "cgroup_parent": parent,
                "parent_dirs": parent_dirs}
     finally:
-        for d in parent_dirs:
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+        remove_cgroup_parent(parent)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
