@@ -318,12 +318,23 @@ class _DetachingStream:
             raise _Detached()
 
 
+def _warm_up_attach() -> None:
+    """Import what streaming the container's output needs. Called while the start request is
+    in flight, so that these imports overlap the daemon's work instead of following it."""
+    import skiff.cli.attach  # noqa: F401
+    import skiff.wire.errors  # noqa: F401
+    import skiff.wire.framing  # noqa: F401
+
+
 def _start(cli, client, container_id: str, session: Session | None, verb: str) -> None:
     from skiff.client.client import quote_path
     from skiff.client.errors import APIError, ClientError
 
     try:
-        client.request("POST", f"/containers/{quote_path(container_id)}/start")
+        pending = client.begin("POST", f"/containers/{quote_path(container_id)}/start")
+        if session is not None:
+            _warm_up_attach()  # while the daemon starts the container, not after
+        pending.response()
     except ClientError as exc:
         if session is not None:
             if session.stream is not None:
