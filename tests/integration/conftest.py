@@ -52,10 +52,22 @@ class Daemon:
             stdout=log, stderr=log,
             env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src")))
         deadline = time.monotonic() + 20
-        while not os.path.exists(self.sock):
+        while not self.answers():  # a killed daemon's socket file may still be there
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("skiffd did not start:\n" + self.log())
             time.sleep(0.02)
+
+    def answers(self) -> bool:
+        import socket
+
+        probe = socket.socket(socket.AF_UNIX)
+        try:
+            probe.connect(self.sock)
+            return True
+        except OSError:
+            return False
+        finally:
+            probe.close()
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -30,6 +30,9 @@ def status_text(state: dict, now: float | None = None) -> str:
                                            human_duration(now - parse_rfc3339(finished)))
     if status == "created":
         return "Created"
+    if status == "restarting":
+        return "Restarting ({}) {} ago".format(
+            state.get("ExitCode", 0), human_duration(now - parse_rfc3339(state["FinishedAt"])))
     return str(status).capitalize()
 
 

@@ -17,7 +17,7 @@ from skiff.engine import bundle, names
 from skiff.engine.logs import read_log
 from skiff.errors import Conflict, InvalidArgument, NotFound, NotModified, RuntimeFailure
 from skiff.monitor.client import MonitorClient
-from skiff.timefmt import rfc3339_nano
+from skiff.timefmt import parse_rfc3339, rfc3339_nano
 from skiff.oci import spec as oci_spec
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -38,6 +38,44 @@ def parse_signal(text: str | int | None, default: int = signal.SIGKILL) -> int:
         if name in SIGNALS:
             return SIGNALS[name]
     raise InvalidArgument(f"Invalid signal: {text}")
+
+
+RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
+FIRST_RESTART_DELAY = 0.1   # docker's back-off: 100 ms, doubled each time, at most a minute,
+MAX_RESTART_DELAY = 60.0    # back to the start once a container has run for 10 s
+RAN_LONG_ENOUGH = 10.0
+
+
+def restart_policy(host_config: dict) -> dict:
+    policy = dict(host_config.get("RestartPolicy") or {})
+    name = policy.get("Name") or "no"
+    if name not in RESTART_POLICIES:
+        raise InvalidArgument(f"invalid restart policy '{name}'")
+    retries = policy.get("MaximumRetryCount") or 0
+    if not isinstance(retries, int) or retries < 0:
+        raise InvalidArgument("invalid restart policy: maximum retry count cannot be negative")
+    if retries and name != "on-failure":
+        raise InvalidArgument(f"invalid restart policy: maximum retry count can only be used "
+                              f"with 'on-failure'")
+    return {"Name": name, "MaximumRetryCount": retries}
+
+
+def should_restart(policy: dict, exit_code: int, manually_stopped: bool,
+                   restart_count: int) -> bool:
+    """Docker's rules, as a pure function of what we know at an exit."""
+    name = policy["Name"]
+    if manually_stopped or name == "no":
+        return False
+    if name in ("always", "unless-stopped"):
+        return True
+    retries = policy.get("MaximumRetryCount") or 0
+    return exit_code != 0 and (retries == 0 or restart_count < retries)
+
+
+def next_delay(previous: float, ran_for: float) -> float:
+    if ran_for >= RAN_LONG_ENOUGH or previous <= 0:
+        return FIRST_RESTART_DELAY
+    return min(previous * 2, MAX_RESTART_DELAY)
 
 
 def new_state(status: str = "created") -> dict:
@@ -64,6 +102,8 @@ class ContainerService:
         self.host_resolv = host_resolv
         self.cgroup_parent = cgroup_parent.strip("/")
         self._waiters: dict[str, Waiters] = {}
+        self._restarts: dict[str, asyncio.Task] = {}   # pending restarts by container id
+        self._delays: dict[str, float] = {}            # last restart delay by container id
         self._events_task: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -90,6 +130,9 @@ class ContainerService:
             name = names.random_name(self._name_taken)
         cid = secrets.token_hex(32)
         host_config = dict(body.get("HostConfig") or {})
+        policy = restart_policy(host_config)
+        if host_config.get("AutoRemove") and policy["Name"] != "no":
+            raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
         tty = bool(body.get("Tty"))
         hostname = body.get("Hostname") or cid[:12]
         if tty and not any(e.startswith("TERM=") for e in env):
@@ -176,14 +219,20 @@ class ContainerService:
 
     # ------------------------------------------------------------------ start
     async def start(self, ref: str):
+        """A user's start: also clears a manual stop, so restart policies apply again."""
         record = self.records.find(ref)
-        state = record.state
-        if state.get("Running"):
+        if record.state.get("Running"):
             raise NotModified("container already started")
+        await self._cancel_restart(record.id)
+        record = self._set_document(self.records.get(record.id), HasBeenManuallyStopped=False,
+                                    RestartCount=0)
+        return await self._start(record)
+
+    async def _start(self, record):
         cid = record.id
+        state = record.state
         cdir = self.container_dir(cid)
         config = record.config["Config"]
-        log_path = os.path.join(cdir, f"{cid}-json.log")
         exit_path = os.path.join(cdir, "exit.json")
         try:
             os.unlink(exit_path)
@@ -192,29 +241,40 @@ class ContainerService:
         try:
             pid = await self.monitor.start(
                 cid, cdir, tty=config["Tty"], stdin=config["OpenStdin"],
-                stdin_once=config["StdinOnce"], log_path=log_path, exit_path=exit_path)
+                stdin_once=config["StdinOnce"], log_path=self.log_path(cid),
+                exit_path=exit_path)
         except RuntimeFailure as exc:
-            state = dict(state, Status="created" if state["Status"] == "created" else "exited",
-                         Error=exc.message, ExitCode=exc.exit_code)
-            self.records.update_state(cid, state)
+            status = "created" if state["Status"] == "created" else "exited"
+            self.records.update_state(cid, dict(state, Status=status, Restarting=False,
+                                                Error=exc.message, ExitCode=exc.exit_code))
             if record.config["HostConfig"].get("AutoRemove"):
                 await self.remove(cid, force=True)
             raise
         self.records.update_state(cid, dict(
-            state, Status="running", Running=True, Pid=pid, ExitCode=0, Error="",
-            StartedAt=rfc3339_nano(), FinishedAt=ZERO_TIME))
+            state, Status="running", Running=True, Restarting=False, Pid=pid, ExitCode=0,
+            Error="", StartedAt=rfc3339_nano(), FinishedAt=ZERO_TIME))
         return record
+
+    def _set_document(self, record, **fields):
+        """Change top-level fields of the container's stored document."""
+        document = dict(record.config, **fields)
+        self.records.update_config(record.id, document)
+        return self.records.get(record.id)
 
     # ------------------------------------------------------------------ exits
     async def watch_exits(self) -> None:
         """Follow the monitor's exit events for as long as skiffd runs; first catch up on
-        exits that happened while we were away."""
+        exits that happened while we were away, then bring back what restart policies say."""
+        restored = False
         while True:
             events = self.monitor.events()
             try:
                 first = asyncio.ensure_future(events.__anext__())
                 await asyncio.sleep(0)
                 await self.reconcile()
+                if not restored:
+                    restored = True
+                    await self.restore_policies()
                 event = await first
                 while True:
                     await self._on_exit(event)
@@ -234,6 +294,23 @@ class ContainerService:
                     "id": record.id, "exit_code": 255, "finished_at": rfc3339_nano()}
                 await self._on_exit(exit_record)
 
+    async def restore_policies(self) -> None:
+        """At daemon start: `always` containers run again even after a manual stop, as
+        docker does; `unless-stopped` ones unless they were stopped by hand."""
+        for record in self.records.list():
+            if record.state.get("Running") or record.state.get("Restarting"):
+                continue
+            if record.state.get("Status") == "created":
+                continue
+            name = restart_policy(record.config["HostConfig"])["Name"]
+            wanted = name == "always" or (
+                name == "unless-stopped" and not record.config.get("HasBeenManuallyStopped"))
+            if wanted:
+                try:
+                    await self._start(self._set_document(record, HasBeenManuallyStopped=False))
+                except RuntimeFailure:
+                    pass
+
     def _read_exit_file(self, cid: str) -> dict | None:
         import json
 
@@ -249,18 +326,86 @@ class ContainerService:
             record = self.records.get(cid)
         except NotFound:
             return
+        code = event.get("exit_code", 255)
+        finished = event.get("finished_at") or rfc3339_nano()
+        restart = False
         if record.state.get("Running"):
+            policy = restart_policy(record.config["HostConfig"])
+            restart = should_restart(policy, code, record.config.get("HasBeenManuallyStopped",
+                                                                     False),
+                                     record.config.get("RestartCount", 0))
             self.records.update_state(cid, dict(
-                record.state, Status="exited", Running=False, Pid=0,
-                ExitCode=event.get("exit_code", 255), OOMKilled=event.get("oom_killed", False),
-                FinishedAt=event.get("finished_at") or rfc3339_nano()))
+                record.state, Status="restarting" if restart else "exited", Running=False,
+                Restarting=restart, Pid=0, ExitCode=code,
+                OOMKilled=event.get("oom_killed", False), FinishedAt=finished))
         waiters = self._waiters_of(cid)
         for fut in waiters.exited:
             if not fut.done():
-                fut.set_result(event.get("exit_code", 255))
+                fut.set_result(code)
         waiters.exited.clear()
         if record.config["HostConfig"].get("AutoRemove"):
             await self.remove(cid, force=True)
+        elif restart:
+            try:
+                ran_for = parse_rfc3339(finished) - parse_rfc3339(record.state["StartedAt"])
+            except (KeyError, ValueError):
+                ran_for = 0.0
+            delay = next_delay(self._delays.get(cid, 0.0), ran_for)
+            self._delays[cid] = delay
+            self._restarts[cid] = asyncio.ensure_future(self._restart_later(cid, delay))
+
+    async def _restart_later(self, cid: str, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+            try:
+                record = self.records.get(cid)
+            except NotFound:
+                return
+            if not record.state.get("Restarting"):
+                return  # stopped or started by hand meanwhile
+            record = self._set_document(record,
+                                        RestartCount=record.config.get("RestartCount", 0) + 1)
+            starting = asyncio.ensure_future(self._start(record))
+            try:
+                await asyncio.shield(starting)
+            except asyncio.CancelledError:
+                # Stopped by hand while we were starting it: let the start finish, then
+                # undo it, so that no container runs that the records call stopped.
+                try:
+                    await starting
+                except RuntimeFailure:
+                    return
+                loop = asyncio.get_running_loop()
+                exited = loop.create_future()
+                self._waiters_of(cid).exited.append(exited)
+                self._set_document(self.records.get(cid), HasBeenManuallyStopped=True)
+                await self.monitor.call("kill", id=cid, signal=signal.SIGKILL)
+                await exited
+            except RuntimeFailure as exc:
+                # A start that fails is an exit as far as the policy goes: try again later.
+                self.records.update_state(cid, dict(self.records.get(cid).state, Running=True))
+                await self._on_exit({"id": cid, "exit_code": exc.exit_code,
+                                     "finished_at": rfc3339_nano()})
+        finally:
+            if self._restarts.get(cid) is asyncio.current_task():
+                del self._restarts[cid]
+
+    async def _cancel_restart(self, cid: str) -> bool:
+        """Drop a pending restart (waiting out one that is half-way through starting);
+        True if the container was waiting for one."""
+        task = self._restarts.pop(cid, None)
+        self._delays.pop(cid, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        try:
+            record = self.records.get(cid)
+        except NotFound:
+            return task is not None
+        if record.state.get("Restarting"):
+            self.records.update_state(cid, dict(record.state, Status="exited", Restarting=False))
+            return True
+        return task is not None
 
     # ------------------------------------------------------------------ wait
     async def wait(self, ref: str, condition: str = "not-running") -> dict:
@@ -288,13 +433,23 @@ class ContainerService:
         record = self.records.find(ref)
         number = parse_signal(sig)
         if not record.state.get("Running"):
+            if await self._cancel_restart(record.id):
+                self._set_document(self.records.get(record.id), HasBeenManuallyStopped=True)
+                return
             raise Conflict(f"Cannot kill container: {ref}: Container {record.id} is not running")
+        if number in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+            # As docker: a container killed by hand is not brought back by its policy.
+            self._set_document(record, HasBeenManuallyStopped=True)
         await self.monitor.call("kill", id=record.id, signal=number)
 
     async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
         record = self.records.find(ref)
         if not record.state.get("Running"):
+            if await self._cancel_restart(record.id):
+                self._set_document(self.records.get(record.id), HasBeenManuallyStopped=True)
+                return
             raise NotModified("container already stopped")
+        record = self._set_document(record, HasBeenManuallyStopped=True)
         config = record.config["Config"]
         number = parse_signal(sig or config.get("StopSignal"), default=signal.SIGTERM)
         if timeout is None:
@@ -319,6 +474,8 @@ class ContainerService:
     async def remove(self, ref: str, force: bool = False) -> None:
         record = self.records.find(ref)
         cid = record.id
+        if await self._cancel_restart(cid):
+            record = self.records.get(cid)
         if record.state.get("Running"):
             if not force:
                 raise Conflict(f"You cannot remove a running container {cid}. Stop the "

