@@ -139,3 +139,35 @@ def test_simulated_reboot_brings_back_policies(daemon):
                 daemon.client().containers.get(name).remove(force=True)
             except Exception:
                 pass
+
+
+def test_events_stream_as_docker_names_them(daemon):
+    import threading
+
+    sdk = daemon.client()
+    since = time.time()
+    import docker
+
+    with pytest.raises(docker.errors.ContainerError):
+        sdk.containers.run("busybox", ["sh", "-c", "exit 2"], name="evented", remove=True)
+    until = time.time() + 0.5
+    seen = [(e["Type"], e["Action"], e["Actor"]["Attributes"].get("name"))
+            for e in sdk.events(since=since, until=until, decode=True)
+            if e["Actor"]["Attributes"].get("name") == "evented"]
+    actions = [a for _, a, _ in seen]
+    for wanted in ("create", "start", "die", "destroy"):
+        assert wanted in actions, seen
+    assert actions.index("create") < actions.index("start") < actions.index("die")
+    die = next(e for e in sdk.events(since=since, until=until, decode=True,
+                                     filters={"event": "die", "container": "evented"}))
+    assert die["Actor"]["Attributes"]["exitCode"] == "2"
+    # A live stream sees what happens after it was opened.
+    got = []
+    stream = sdk.events(decode=True, filters={"type": "container", "event": "start"})
+    reader = threading.Thread(target=lambda: got.append(next(iter(stream))), daemon=True)
+    reader.start()
+    time.sleep(0.2)
+    sdk.containers.run("busybox", "true", name="evented2", remove=True)
+    reader.join(timeout=10)
+    stream.close()
+    assert got and got[0]["Actor"]["Attributes"]["name"] == "evented2"

@@ -41,6 +41,7 @@ async def serve(args) -> None:
         raise SystemExit(f"skiffd: another daemon already serves {path}")
     engine = Engine(EngineConfig(root=args.root, exec_root=args.exec_root,
                                  cgroup_parent=args.cgroup_parent))
+    engine.images.cleanup()  # what a killed load or prune left behind
     engine.monitor.ensure_running()
     app = App(engine)
     server = Server(app.dispatch, app.common_headers)

@@ -1,12 +1,13 @@
-"""/_ping, /version, /info."""
+"""/_ping, /version, /info, /events."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 
 from skiff import __version__
-from skiff.api.http import Response, json_response
+from skiff.api.http import Response, StreamingResponse, json_response
 from skiff.wire import version as wire_version
 
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
@@ -61,7 +62,7 @@ def routes(engine):
             "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True, "PidsLimit": True,
             "IPv4Forwarding": True, "Debug": False, "NFd": len(os.listdir("/proc/self/fd")),
             "NGoroutines": 0, "SystemTime": _now(), "LoggingDriver": "json-file",
-            "CgroupDriver": "cgroupfs", "CgroupVersion": cgv, "NEventsListener": 0,
+            "CgroupDriver": "cgroupfs", "CgroupVersion": cgv, "NEventsListener": engine.events.listeners(),
             "KernelVersion": uname.release, "OperatingSystem": _os_name(), "OSType": "linux",
             "OSVersion": "", "Architecture": platform.machine(), "NCPU": os.cpu_count(),
             "MemTotal": _mem_total(), "IndexServerAddress": "https://index.docker.io/v1/",
@@ -80,7 +81,39 @@ def routes(engine):
             "Warnings": [],
         })
 
-    return [("GET", "/_ping", ping), ("GET", "/version", version), ("GET", "/info", info)]
+    async def events(request):
+        from skiff.wire import filters as wire_filters
+
+        since = _time_arg(request.arg("since"))
+        until = _time_arg(request.arg("until"))
+        filters = wire_filters.parse_filters(request.arg("filters"))
+        stream = engine.events.subscribe(since_ns=since, until_ns=until, filters=filters)
+
+        async def body():
+            async for event in stream:
+                yield json.dumps(event).encode() + b"\n"
+
+        return StreamingResponse(body())
+
+    return [("GET", "/_ping", ping), ("GET", "/version", version), ("GET", "/info", info),
+            ("GET", "/events", events)]
+
+
+def _time_arg(text: str | None) -> int | None:
+    """`since`/`until`: Unix seconds with an optional fraction (what the docker CLI sends),
+    or RFC 3339."""
+    if not text:
+        return None
+    from skiff.errors import InvalidArgument
+    from skiff.timefmt import parse_rfc3339
+
+    try:
+        if "T" in text:
+            return int(parse_rfc3339(text) * 1e9)
+        seconds, _, frac = text.partition(".")
+        return int(seconds) * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
+    except ValueError:
+        raise InvalidArgument(f"invalid timestamp: {text!r}") from None
 
 
 def _now() -> str:

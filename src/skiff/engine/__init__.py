@@ -22,6 +22,7 @@ class EngineConfig:
 class Engine:
     def __init__(self, config: EngineConfig):
         from skiff.engine.containers import ContainerService
+        from skiff.engine.events import EventBus
         from skiff.engine.images import ImageService
         from skiff.monitor.client import MonitorClient
         from skiff.snapshot import Snapshotter
@@ -35,9 +36,11 @@ class Engine:
         self.snapshots = Snapshotter(config.root)
         self.images = ImageService(self.content, self.db, self.snapshots)
         self.monitor = MonitorClient(config.exec_root)
+        self.events = EventBus()
         self.containers = ContainerService(
             root=config.root, records=ContainerRecords(self.db), images=self.images,
-            snapshots=self.snapshots, monitor=self.monitor, cgroup_parent=config.cgroup_parent)
+            snapshots=self.snapshots, monitor=self.monitor, events=self.events,
+            cgroup_parent=config.cgroup_parent)
 
     def close(self) -> None:
         self.db.close()

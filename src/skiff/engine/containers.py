@@ -92,7 +92,8 @@ class Waiters:
 
 class ContainerService:
     def __init__(self, *, root: str, records, images, snapshots, monitor: MonitorClient,
-                 cgroup_parent: str = "skiff", host_resolv: str = "/etc/resolv.conf"):
+                 events=None, cgroup_parent: str = "skiff",
+                 host_resolv: str = "/etc/resolv.conf"):
         self.dir = os.path.join(root, "containers")
         os.makedirs(self.dir, mode=0o710, exist_ok=True)
         self.records = records
@@ -101,6 +102,11 @@ class ContainerService:
         self.monitor = monitor
         self.host_resolv = host_resolv
         self.cgroup_parent = cgroup_parent.strip("/")
+        if events is None:
+            from skiff.engine.events import EventBus
+
+            events = EventBus()
+        self.events = events
         self._waiters: dict[str, Waiters] = {}
         self._restarts: dict[str, asyncio.Task] = {}   # pending restarts by container id
         self._delays: dict[str, float] = {}            # last restart delay by container id
@@ -115,6 +121,11 @@ class ContainerService:
 
     def _waiters_of(self, cid: str) -> Waiters:
         return self._waiters.setdefault(cid, Waiters([], []))
+
+    def _emit(self, record, action: str, **extra) -> None:
+        attributes = dict(record.config["Config"].get("Labels") or {})
+        attributes.update(image=record.config.get("ImageRef", ""), name=record.name, **extra)
+        self.events.emit("container", action, record.id, attributes)
 
     # ------------------------------------------------------------------ create
     def create(self, body: dict, name: str | None = None):
@@ -174,6 +185,7 @@ class ContainerService:
         except BaseException:
             self._discard(cid)
             raise
+        self._emit(record, "create")
         return record
 
     def _name_taken(self, name: str) -> bool:
@@ -253,6 +265,7 @@ class ContainerService:
         self.records.update_state(cid, dict(
             state, Status="running", Running=True, Restarting=False, Pid=pid, ExitCode=0,
             Error="", StartedAt=rfc3339_nano(), FinishedAt=ZERO_TIME))
+        self._emit(record, "start")
         return record
 
     def _set_document(self, record, **fields):
@@ -338,6 +351,9 @@ class ContainerService:
                 record.state, Status="restarting" if restart else "exited", Running=False,
                 Restarting=restart, Pid=0, ExitCode=code,
                 OOMKilled=event.get("oom_killed", False), FinishedAt=finished))
+            if event.get("oom_killed"):
+                self._emit(record, "oom")
+            self._emit(record, "die", exitCode=code)
         waiters = self._waiters_of(cid)
         for fut in waiters.exited:
             if not fut.done():
@@ -440,6 +456,7 @@ class ContainerService:
         if number in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
             # As docker: a container killed by hand is not brought back by its policy.
             self._set_document(record, HasBeenManuallyStopped=True)
+        self._emit(record, "kill", signal=number)
         await self.monitor.call("kill", id=record.id, signal=number)
 
     async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
@@ -457,12 +474,15 @@ class ContainerService:
         loop = asyncio.get_running_loop()
         exited = loop.create_future()
         self._waiters_of(record.id).exited.append(exited)
+        self._emit(record, "kill", signal=number)
         await self.monitor.call("kill", id=record.id, signal=number)
         try:
             await asyncio.wait_for(asyncio.shield(exited), timeout if timeout >= 0 else None)
         except asyncio.TimeoutError:
+            self._emit(record, "kill", signal=int(signal.SIGKILL))
             await self.monitor.call("kill", id=record.id, signal=signal.SIGKILL)
             await exited
+        self._emit(record, "stop")
 
     async def resize(self, ref: str, height: int, width: int) -> None:
         record = self.records.find(ref)
@@ -496,6 +516,7 @@ class ContainerService:
             return
         self.records.delete(cid)
         self._discard(cid)
+        self._emit(record, "destroy")
         waiters = self._waiters.pop(cid, None)
         if waiters:
             for fut in waiters.exited + waiters.removed:
@@ -512,6 +533,7 @@ class ContainerService:
     # ------------------------------------------------------------------ attach and logs
     async def attach(self, ref: str, *, stdin: bool):
         record = self.records.find(ref)
+        self._emit(record, "attach")
         stream = await self.monitor.attach(record.id, stdin=stdin,
                                            before_start=not record.state.get("Running"))
         return record, stream
