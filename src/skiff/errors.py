@@ -47,5 +47,11 @@ class RuntimeFailure(SkiffError):
         self.exit_code = exit_code
 
 
+class Unsupported(SkiffError):
+    """A feature that this object's configuration does not offer (docker answers 501)."""
+
+    status = 501
+
+
 class Unavailable(SkiffError):
     status = 503

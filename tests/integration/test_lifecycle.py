@@ -171,3 +171,41 @@ def test_events_stream_as_docker_names_them(daemon):
     reader.join(timeout=10)
     stream.close()
     assert got and got[0]["Actor"]["Attributes"]["name"] == "evented2"
+
+
+def test_log_rotation_keeps_the_newest_lines(daemon):
+    sdk = daemon.client()
+    script = "i=0; while [ $i -lt 400 ]; do echo line$i; i=$((i+1)); done"
+    c = sdk.containers.run("busybox", ["sh", "-c", script], detach=True, name="rotated",
+                           log_config={"Type": "json-file",
+                                       "Config": {"max-size": "2k", "max-file": "3"}})
+    try:
+        assert c.wait()["StatusCode"] == 0
+        path = c.attrs["LogPath"] or sdk.containers.get("rotated").attrs["LogPath"]
+        sizes = [os.path.getsize(p) for p in (path, path + ".1", path + ".2")]
+        assert all(size <= 2048 for size in sizes)
+        assert not os.path.exists(path + ".3")
+        numbers = [int(line[4:]) for line in c.logs().decode().split()]
+        assert numbers[-1] == 399
+        assert numbers == list(range(numbers[0], 400))  # the newest, contiguous
+        assert numbers[0] > 0  # the oldest rotated away
+    finally:
+        c.remove(force=True)
+
+
+def test_none_log_driver(daemon):
+    sdk = daemon.client()
+    import docker
+
+    c = sdk.containers.run("busybox", "echo hidden", detach=True, name="quiet",
+                           log_config={"Type": "none"})
+    try:
+        assert c.wait()["StatusCode"] == 0
+        with pytest.raises(docker.errors.APIError, match="does not support reading"):
+            c.logs()
+        assert not os.path.exists(os.path.join(daemon.root, "containers", c.id,
+                                               f"{c.id}-json.log"))
+    finally:
+        c.remove(force=True)
+    with pytest.raises(docker.errors.APIError, match="no log driver"):
+        sdk.containers.create("busybox", "true", log_config={"Type": "syslogx"})

@@ -40,7 +40,8 @@ async def serve(args) -> None:
     if already_serving(path):
         raise SystemExit(f"skiffd: another daemon already serves {path}")
     engine = Engine(EngineConfig(root=args.root, exec_root=args.exec_root,
-                                 cgroup_parent=args.cgroup_parent))
+                                 cgroup_parent=args.cgroup_parent, log_driver=args.log_driver,
+                                 log_opts=args.log_opts))
     engine.images.cleanup()  # what a killed load or prune left behind
     engine.monitor.ensure_running()
     app = App(engine)
@@ -78,8 +79,20 @@ def main(argv: list[str] | None = None) -> None:
                         help="parent cgroup of containers, relative to skiffd's own "
                         "(default skiff)")
     parser.add_argument("-p", "--pidfile", help="write the daemon's pid here")
+    parser.add_argument("--log-driver", default="json-file",
+                        help="containers' default log driver: json-file or none")
+    parser.add_argument("--config-file", default=None,
+                        help="daemon configuration in docker's daemon.json format "
+                        "(default /etc/skiff/daemon.json when it exists)")
     parser.add_argument("-D", "--debug", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
+    from skiff.api import config as daemon_config
+
+    try:
+        daemon_config.merge(args, daemon_config.load(args.config_file),
+                            {a.dest: a.default for a in parser._actions})
+    except daemon_config.ConfigError as exc:
+        raise SystemExit(f"skiffd: {exc}")
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         stream=sys.stderr)

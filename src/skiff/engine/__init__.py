@@ -8,7 +8,7 @@ monitor. Imports the lower layers (store, snapshot, runtime, monitor, ...), neve
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -17,6 +17,8 @@ class EngineConfig:
     exec_root: str = "/run/skiff"
     # Container cgroups go in <this>/<id>, beneath skiffd's own cgroup in every hierarchy.
     cgroup_parent: str = "skiff"
+    log_driver: str = "json-file"          # containers' default, as daemon.json's log-driver
+    log_opts: dict = field(default_factory=dict)
 
 
 class Engine:
@@ -40,7 +42,13 @@ class Engine:
         self.containers = ContainerService(
             root=config.root, records=ContainerRecords(self.db), images=self.images,
             snapshots=self.snapshots, monitor=self.monitor, events=self.events,
-            cgroup_parent=config.cgroup_parent)
+            cgroup_parent=config.cgroup_parent, log_driver=config.log_driver,
+            log_opts=config.log_opts)
+        from skiff.engine.execs import ExecService
+        from skiff.engine.process import ProcessService
+
+        self.execs = ExecService(self.containers, self.monitor, self.events)
+        self.process = ProcessService(self.containers)
 
     def close(self) -> None:
         self.db.close()

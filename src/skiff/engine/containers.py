@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from skiff.engine import bundle, names
 from skiff.engine.logs import read_log
-from skiff.errors import Conflict, InvalidArgument, NotFound, NotModified, RuntimeFailure
+from skiff.errors import (Conflict, InvalidArgument, NotFound, NotModified, RuntimeFailure,
+                          Unsupported)
 from skiff.monitor.client import MonitorClient
 from skiff.timefmt import parse_rfc3339, rfc3339_nano
 from skiff.oci import spec as oci_spec
@@ -78,6 +79,41 @@ def next_delay(previous: float, ran_for: float) -> float:
     return min(previous * 2, MAX_RESTART_DELAY)
 
 
+LOG_DRIVERS = ("json-file", "none")
+JSON_FILE_OPTS = ("max-size", "max-file", "compress", "labels", "labels-regex", "env",
+                  "env-regex", "tag")
+
+
+def log_config(host_config: dict, default_driver: str = "json-file",
+               default_opts: dict | None = None) -> dict:
+    """The container's LogConfig, the daemon's defaults filled in, checked as docker does."""
+    from skiff.monitor.logfile import parse_size
+
+    given = host_config.get("LogConfig") or {}
+    driver = given.get("Type") or default_driver
+    opts = dict(given.get("Config") or ({} if given.get("Type") else default_opts or {}))
+    if driver not in LOG_DRIVERS:
+        raise InvalidArgument(f'failed to create task for container: logger: no log driver '
+                              f'named "{driver}" is registered')
+    if driver == "json-file":
+        for key in opts:
+            if key not in JSON_FILE_OPTS:
+                raise InvalidArgument(f"unknown log opt '{key}' for json-file log driver")
+        if "max-size" in opts:
+            try:
+                parse_size(opts["max-size"])
+            except ValueError as exc:
+                raise InvalidArgument(str(exc)) from None
+        if "max-file" in opts:
+            if not str(opts["max-file"]).isdigit() or int(opts["max-file"]) < 1:
+                raise InvalidArgument("max-file cannot be less than 1")
+            if "max-size" not in opts and int(opts["max-file"]) > 1:
+                raise InvalidArgument("max-file cannot be set without max-size")
+    elif opts:
+        raise InvalidArgument(f"unknown log opt '{next(iter(opts))}' for {driver} log driver")
+    return {"Type": driver, "Config": opts}
+
+
 def new_state(status: str = "created") -> dict:
     return {"Status": status, "Running": False, "Paused": False, "Restarting": False,
             "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
@@ -92,7 +128,8 @@ class Waiters:
 
 class ContainerService:
     def __init__(self, *, root: str, records, images, snapshots, monitor: MonitorClient,
-                 events=None, cgroup_parent: str = "skiff",
+                 events=None, cgroup_parent: str = "skiff", log_driver: str = "json-file",
+                 log_opts: dict | None = None,
                  host_resolv: str = "/etc/resolv.conf"):
         self.dir = os.path.join(root, "containers")
         os.makedirs(self.dir, mode=0o710, exist_ok=True)
@@ -102,6 +139,8 @@ class ContainerService:
         self.monitor = monitor
         self.host_resolv = host_resolv
         self.cgroup_parent = cgroup_parent.strip("/")
+        self.log_driver = log_driver
+        self.log_opts = dict(log_opts or {})
         if events is None:
             from skiff.engine.events import EventBus
 
@@ -142,6 +181,7 @@ class ContainerService:
         cid = secrets.token_hex(32)
         host_config = dict(body.get("HostConfig") or {})
         policy = restart_policy(host_config)
+        host_config["LogConfig"] = log_config(host_config, self.log_driver, self.log_opts)
         if host_config.get("AutoRemove") and policy["Name"] != "no":
             raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
         tty = bool(body.get("Tty"))
@@ -251,10 +291,17 @@ class ContainerService:
         except FileNotFoundError:
             pass
         try:
+            logging = record.config["HostConfig"].get("LogConfig") or {"Type": "json-file"}
+            opts = logging.get("Config") or {}
+            from skiff.monitor.logfile import parse_size
+
             pid = await self.monitor.start(
                 cid, cdir, tty=config["Tty"], stdin=config["OpenStdin"],
-                stdin_once=config["StdinOnce"], log_path=self.log_path(cid),
-                exit_path=exit_path)
+                stdin_once=config["StdinOnce"],
+                log_path=self.log_path(cid) if logging["Type"] == "json-file" else None,
+                exit_path=exit_path,
+                log_max_size=parse_size(opts["max-size"]) if "max-size" in opts else None,
+                log_max_files=int(opts.get("max-file", 1)))
         except RuntimeFailure as exc:
             status = "created" if state["Status"] == "created" else "exited"
             self.records.update_state(cid, dict(state, Status=status, Restarting=False,
@@ -540,6 +587,9 @@ class ContainerService:
 
     def logs(self, ref: str, **options):
         record = self.records.find(ref)
+        driver = (record.config["HostConfig"].get("LogConfig") or {}).get("Type", "json-file")
+        if driver != "json-file":
+            raise Unsupported("configured logging driver does not support reading")
         path = os.path.join(self.container_dir(record.id), f"{record.id}-json.log")
 
         def running() -> bool:

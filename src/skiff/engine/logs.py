@@ -49,33 +49,53 @@ def render(stream: int, text: str, stamp: str, timestamps: bool) -> tuple[int, b
     return stream, data
 
 
+def rotated_files(path: str) -> list[str]:
+    """`log.N` ... `log.1`: the rotated files, oldest first."""
+    found = []
+    n = 1
+    while os.path.exists(f"{path}.{n}"):
+        found.append(f"{path}.{n}")
+        n += 1
+    return list(reversed(found))
+
+
 async def read_log(path: str, *, stdout=True, stderr=True, tail: int | None = None,
                    since: float | None = None, until: float | None = None,
                    timestamps: bool = False, follow: bool = False,
                    still_running: Callable[[], bool] = lambda: False
                    ) -> AsyncIterator[tuple[int, bytes]]:
-    """Yields (stream, bytes) from the log; with `follow`, keeps going until the container
-    has stopped and everything it wrote has been read."""
+    """Yields (stream, bytes) from the log and its rotated files; with `follow`, keeps going
+    (across rotations) until the container has stopped and everything it wrote is read."""
+    lines: list[bytes] = []
+    for older in rotated_files(path):
+        try:
+            with open(older, "rb") as f:
+                lines += f.read().splitlines(keepends=True)
+        except FileNotFoundError:
+            pass  # rotated away while we read
     try:
         f = open(path, "rb")
     except FileNotFoundError:
+        f = None
+    if f is not None:
+        lines += f.read().splitlines(keepends=True)
+    pending = b""
+    if lines and not lines[-1].endswith(b"\n"):
+        pending = lines.pop()
+    records = [r for r in map(decode_line, lines) if r]
+    chosen = list(select(records, stdout=stdout, stderr=stderr, since=since, until=until))
+    if tail is not None and tail >= 0:
+        chosen = chosen[-tail:] if tail else []
+    for record in chosen:
+        yield render(*record, timestamps)
+    if not follow:
+        if f is not None:
+            f.close()
         return
-    with f:
-        lines = f.read().splitlines(keepends=True)
-        pending = b""
-        if lines and not lines[-1].endswith(b"\n"):
-            pending = lines.pop()
-        records = [r for r in map(decode_line, lines) if r]
-        chosen = list(select(records, stdout=stdout, stderr=stderr, since=since, until=until))
-        if tail is not None and tail >= 0:
-            chosen = chosen[-tail:] if tail else []
-        for record in chosen:
-            yield render(*record, timestamps)
-        if not follow:
-            return
+    try:
         while True:
             running = still_running()
-            chunk = f.read()
+            chunk = f.read() if f is not None else b""
             if chunk:
                 data = pending + chunk
                 parts = data.split(b"\n")
@@ -87,9 +107,27 @@ async def read_log(path: str, *, stdout=True, stderr=True, tail: int | None = No
                                         until=until):
                             yield render(*r, timestamps)
                 continue
+            if _rotated(f, path):
+                f.close()
+                f, pending = open(path, "rb"), b""  # the writer moved on to a new file
+                continue
             if not running:
                 return
             await asyncio.sleep(FOLLOW_POLL)
+    finally:
+        if f is not None:
+            f.close()
+
+
+def _rotated(f, path: str) -> bool:
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return False
+    if f is None:
+        return True
+    mine = os.fstat(f.fileno())
+    return (current.st_ino, current.st_dev) != (mine.st_ino, mine.st_dev)
 
 
 def log_size(path: str) -> int:

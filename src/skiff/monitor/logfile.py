@@ -23,11 +23,22 @@ def encode_record(stream: int, data: bytes, ns: int | None = None) -> bytes:
 
 
 class JsonFileLog:
-    """Appends a container's output to its log file; `write` takes whatever the pipe gave."""
+    """Appends a container's output to its log file; `write` takes whatever the pipe gave.
 
-    def __init__(self, path: str):
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    With `max_size`, the file is rotated before it would grow past it: `log` becomes `log.1`,
+    `log.1` becomes `log.2`, ... and the oldest beyond `max_files` goes (docker's `max-size`
+    and `max-file`; with one file, the log starts again empty)."""
+
+    def __init__(self, path: str, max_size: int | None = None, max_files: int = 1):
+        self.path = path
+        self.max_size = max_size
+        self.max_files = max(1, max_files)
+        self._fd = self._open()
+        self._size = os.fstat(self._fd).st_size
         self._partial: dict[int, bytes] = {1: b"", 2: b""}
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
 
     def write(self, stream: int, data: bytes) -> None:
         buffered = self._partial[stream] + data
@@ -39,13 +50,68 @@ class JsonFileLog:
             rest = rest[MAX_PARTIAL:]
         self._partial[stream] = rest
         if out:
-            os.write(self._fd, b"".join(out))
+            self._append(out)
+
+    def _append(self, records: list[bytes]) -> None:
+        if self.max_size is None:
+            data = b"".join(records)
+            os.write(self._fd, data)
+            self._size += len(data)
+            return
+        batch: list[bytes] = []
+        size = 0
+        for record in records:  # whole records only: a reader never sees half a line
+            if self._size + size + len(record) > self.max_size and (self._size + size) > 0:
+                if batch:
+                    os.write(self._fd, b"".join(batch))
+                    self._size += size
+                    batch, size = [], 0
+                self._rotate()
+            batch.append(record)
+            size += len(record)
+        if batch:
+            os.write(self._fd, b"".join(batch))
+            self._size += size
+
+    def _rotate(self) -> None:
+        os.close(self._fd)
+        if self.max_files > 1:
+            for n in range(self.max_files - 1, 0, -1):
+                older = f"{self.path}.{n}"
+                if os.path.exists(older):
+                    if n + 1 < self.max_files:
+                        os.replace(older, f"{self.path}.{n + 1}")
+                    else:
+                        os.unlink(older)
+            os.replace(self.path, f"{self.path}.1")
+        else:
+            os.unlink(self.path)
+        self._fd = self._open()
+        self._size = 0
 
     def close(self) -> None:
         if self._fd < 0:
             return
         tail = [encode_record(s, data) for s, data in self._partial.items() if data]
         if tail:
-            os.write(self._fd, b"".join(tail))
+            self._append(tail)
         os.close(self._fd)
         self._fd = -1
+
+
+def parse_size(text: str) -> int:
+    """docker's `max-size`: bytes, or with k, m, g (powers of 1024), any case."""
+    text = str(text).strip().lower()
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    number, unit = text, ""
+    if text and text[-1] == "b":
+        text = text[:-1]
+    if text and text[-1] in units:
+        number, unit = text[:-1], text[-1]
+    try:
+        value = float(number) * units.get(unit, 1)
+    except ValueError:
+        raise ValueError(f"invalid size: {text!r}") from None
+    if value <= 0:
+        raise ValueError(f"invalid size: {text!r}")
+    return int(value)

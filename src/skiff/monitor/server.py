@@ -15,6 +15,7 @@ Protocol (Unix socket, one request per connection, a JSON line each way; see cli
   wait    {id}         -> {exit_code, finished_at} once it has exited, {unknown} if not known
   kill    {id, signal} ; resize {id, height, width} ; list {} -> {containers: [...]}
   events  {}           -> one JSON line per container exit, for as long as the client stays
+  exec, exec_resize    -> processes started in a running container: see execs.py
 Single-threaded on purpose: it forks containers, and forking a threaded process is unsafe.
 """
 
@@ -94,7 +95,8 @@ class Monitor:
         box.exit_path = req.get("exit_path")
         box.bundle = req["bundle"]
         if req.get("log_path"):
-            box.log = JsonFileLog(req["log_path"])
+            box.log = JsonFileLog(req["log_path"], req.get("log_max_size"),
+                                  req.get("log_max_files") or 1)
         child_fds: list[int] = []
         console = None
         try:
@@ -335,6 +337,10 @@ class Monitor:
             op = req.get("op")
             if op == "attach":
                 await self._attach(req, reader, writer)
+                return
+            if op in ("exec", "exec_resize"):
+                from skiff.monitor import execs
+                await execs.handle(self, op, req, reader, writer)
                 return
             if op == "events":
                 self.event_listeners.add(writer)

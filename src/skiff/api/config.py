@@ -1,0 +1,60 @@
+"""skiffd's configuration: a daemon.json in docker's format, then command-line flags.
+
+Keys understood: data-root, exec-root, hosts, cgroup-parent, log-driver, log-opts, debug,
+live-restore (skiff always keeps containers running across daemon restarts). Unknown keys
+are refused, as dockerd refuses them, so that a typo does not pass silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+KNOWN = {"data-root", "exec-root", "hosts", "cgroup-parent", "log-driver", "log-opts", "debug",
+         "live-restore", "pidfile"}
+DEFAULT_PATH = "/etc/skiff/daemon.json"
+
+
+class ConfigError(Exception):
+    pass
+
+
+def load(path: str | None) -> dict:
+    """The file's settings; {} when the default file does not exist."""
+    if path is None:
+        path = DEFAULT_PATH
+        if not os.path.exists(path):
+            return {}
+    try:
+        with open(path) as f:
+            settings = json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"unable to configure the daemon: open {path}: no such file") from None
+    except ValueError as exc:
+        raise ConfigError(f"unable to configure the daemon: {path}: invalid JSON: {exc}") \
+            from None
+    if not isinstance(settings, dict):
+        raise ConfigError(f"unable to configure the daemon: {path}: not a JSON object")
+    unknown = sorted(set(settings) - KNOWN)
+    if unknown:
+        raise ConfigError("the following directives don't match any configuration option: "
+                          + ", ".join(unknown))
+    if "log-opts" in settings and not isinstance(settings["log-opts"], dict):
+        raise ConfigError("log-opts must be an object of strings")
+    hosts = settings.get("hosts")
+    if hosts is not None and (not isinstance(hosts, list) or len(hosts) != 1):
+        raise ConfigError("hosts: skiffd listens on exactly one unix:// socket for now")
+    return settings
+
+
+def merge(args, settings: dict, defaults: dict) -> None:
+    """Fill each flag the user did not give from the file. `defaults` maps flag attribute
+    names to their parser defaults, to tell an explicit flag from an absent one."""
+    mapping = {"root": "data-root", "exec_root": "exec-root", "cgroup_parent": "cgroup-parent",
+               "log_driver": "log-driver", "debug": "debug", "pidfile": "pidfile"}
+    for attr, key in mapping.items():
+        if key in settings and getattr(args, attr) == defaults.get(attr):
+            setattr(args, attr, settings[key])
+    if "hosts" in settings and args.host == defaults.get("host"):
+        args.host = settings["hosts"][0]
+    args.log_opts = {str(k): str(v) for k, v in (settings.get("log-opts") or {}).items()}
