@@ -209,3 +209,33 @@ def test_none_log_driver(daemon):
         c.remove(force=True)
     with pytest.raises(docker.errors.APIError, match="no log driver"):
         sdk.containers.create("busybox", "true", log_config={"Type": "syslogx"})
+
+
+def test_rename_restart_prune_and_filters(daemon):
+    sdk = daemon.client()
+    import docker
+
+    c = sdk.containers.run("busybox", ["sleep", "30"], detach=True, name="before-rename",
+                           labels={"team": "a"})
+    stopped = sdk.containers.create("busybox", "true", name="to-prune", labels={"team": "b"})
+    try:
+        c.rename("after-rename")
+        assert sdk.containers.get("after-rename").id == c.id
+        with pytest.raises(docker.errors.NotFound):
+            sdk.containers.get("before-rename")
+        started = sdk.containers.get(c.id).attrs["State"]["StartedAt"]
+        c.restart(timeout=0)
+        again = sdk.containers.get(c.id).attrs["State"]
+        assert again["Running"] and again["StartedAt"] != started
+        assert [x.id for x in sdk.containers.list(filters={"ancestor": "busybox"})] == [c.id]
+        assert [x.id for x in sdk.containers.list(all=True, filters={"label": "team=b"})] \
+            == [stopped.id]
+        result = sdk.containers.prune(filters={"label": "team=b"})
+        assert result["ContainersDeleted"] == [stopped.id]
+        assert sdk.containers.get(c.id).status == "running"  # running ones never pruned
+    finally:
+        c.remove(force=True)
+        try:
+            stopped.remove(force=True)
+        except docker.errors.NotFound:
+            pass

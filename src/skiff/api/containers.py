@@ -67,7 +67,8 @@ def inspect_document(engine, record) -> dict:
         "HostsPath": f"{cdir}/hosts", "LogPath": engine.containers.log_path(record.id),
         "Name": "/" + record.name, "RestartCount": doc.get("RestartCount", 0),
         "Driver": "overlay2", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
-        "AppArmorProfile": "", "ExecIDs": None, "HostConfig": host_config,
+        "AppArmorProfile": "",
+        "ExecIDs": engine.execs.ids_of(record.id) or None, "HostConfig": host_config,
         "GraphDriver": {"Name": "overlay2", "Data": None}, "Mounts": [],
         "Config": doc["Config"],
         "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "SandboxKey": "",
@@ -89,6 +90,12 @@ def _matches(record, filters: dict[str, list[str]]) -> bool:
                 k, eq, want = v.partition("=")
                 if k not in labels or (eq and labels[k] != want):
                     return False
+        if key == "ancestor":
+            ref = record.config.get("ImageRef", "")
+            image_id = record.image_id or ""
+            if not any(v in (ref, image_id) or image_id.startswith(v) or
+                       ref == v + ":latest" or ref.split(":")[0] == v for v in values):
+                return False
         if key == "exited":
             if record.state["Status"] != "exited" or \
                     str(record.state.get("ExitCode")) not in values:
@@ -194,6 +201,19 @@ def routes(engine):
         await containers.stop(request.match["id"], request.int_arg("t"), request.arg("signal"))
         return Response(204)
 
+    async def restart(request: Request):
+        await containers.restart(request.match["id"], request.int_arg("t"),
+                                 request.arg("signal"))
+        return Response(204)
+
+    async def rename(request: Request):
+        containers.rename(request.match["id"], request.arg("name") or "")
+        return Response(204)
+
+    async def prune(request: Request):
+        filters = wire_filters.parse_filters(request.arg("filters"))
+        return json_response(await containers.prune(filters))
+
     async def delete(request: Request):
         await containers.remove(request.match["id"], force=request.flag("force"))
         return Response(204)
@@ -223,6 +243,9 @@ def routes(engine):
         ("POST", "/containers/{id}/resize", resize),
         ("POST", "/containers/{id}/kill", kill),
         ("POST", "/containers/{id}/stop", stop),
+        ("POST", "/containers/{id}/restart", restart),
+        ("POST", "/containers/{id}/rename", rename),
+        ("POST", "/containers/prune", prune),
         ("DELETE", "/containers/{id}", delete),
         ("GET", "/containers/{id}/json", inspect),
     ]

@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import signal
+import time
 from dataclasses import dataclass
 
 from skiff.engine import bundle, names
@@ -112,6 +113,24 @@ def log_config(host_config: dict, default_driver: str = "json-file",
     elif opts:
         raise InvalidArgument(f"unknown log opt '{next(iter(opts))}' for {driver} log driver")
     return {"Type": driver, "Config": opts}
+
+
+def _prune_filters_match(record, filters: dict[str, list[str]], now: float) -> bool:
+    labels = record.config["Config"].get("Labels") or {}
+    for value in filters.get("until", []):
+        try:
+            limit = float(value) if value.replace(".", "").isdigit() else parse_rfc3339(value)
+        except ValueError:
+            raise InvalidArgument(f"invalid filter 'until={value}'") from None
+        if parse_rfc3339(record.created) >= limit:
+            return False
+    for key, negate in (("label", False), ("label!", True)):
+        for value in filters.get(key, []):
+            k, eq, v = value.partition("=")
+            present = k in labels and (not eq or labels[k] == v)
+            if present == negate:
+                return False
+    return True
 
 
 def new_state(status: str = "created") -> dict:
@@ -576,6 +595,36 @@ class ContainerService:
             return True
         except NotFound:
             return False
+
+    async def restart(self, ref: str, timeout: int | None = None, sig: str | None = None):
+        record = self.records.find(ref)
+        if record.state.get("Running"):
+            await self.stop(record.id, timeout, sig)
+        await self.start(record.id)
+        self._emit(self.records.get(record.id), "restart")
+
+    def rename(self, ref: str, new_name: str) -> None:
+        record = self.records.find(ref)
+        if not new_name:
+            raise InvalidArgument("Neither old nor new names may be empty")
+        name = names.validate_name(new_name)
+        if name == record.name:
+            raise InvalidArgument(f"Renaming a container with the same name as its current "
+                                  f"name")
+        self.records.rename(record.id, name)
+        self._emit(self.records.get(record.id), "rename", oldName="/" + record.name)
+
+    async def prune(self, filters: dict[str, list[str]]) -> dict:
+        """Remove every stopped container (that the `until` and `label` filters keep)."""
+        removed, now = [], time.time()
+        for record in self.records.list():
+            if record.state.get("Running") or record.state.get("Restarting"):
+                continue
+            if not _prune_filters_match(record, filters, now):
+                continue
+            await self.remove(record.id)
+            removed.append(record.id)
+        return {"ContainersDeleted": removed or None, "SpaceReclaimed": 0}
 
     # ------------------------------------------------------------------ attach and logs
     async def attach(self, ref: str, *, stdin: bool):
