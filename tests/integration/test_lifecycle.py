@@ -239,3 +239,23 @@ def test_rename_restart_prune_and_filters(daemon):
             stopped.remove(force=True)
         except docker.errors.NotFound:
             pass
+
+
+def test_stats_from_cgroups(daemon):
+    sdk = daemon.client()
+    c = sdk.containers.run("busybox", ["sh", "-c", "sleep 30 & sleep 30 & while true; do :; done"],
+                           detach=True, name="busy")
+    try:
+        time.sleep(0.3)
+        stats = c.stats(stream=False)
+        assert stats["cpu_stats"]["cpu_usage"]["total_usage"] > \
+            stats["precpu_stats"]["cpu_usage"]["total_usage"] > 0
+        assert stats["cpu_stats"]["system_cpu_usage"] > 0
+        assert stats["memory_stats"]["usage"] > 0 and stats["memory_stats"]["limit"] > 0
+        assert stats["pids_stats"]["current"] == 3
+        assert stats["name"] == "/busy"
+        stream = c.stats(stream=True, decode=True)
+        first, second = next(stream), next(stream)
+        assert second["precpu_stats"] == first["cpu_stats"]
+    finally:
+        c.remove(force=True)

@@ -214,6 +214,49 @@ def routes(engine):
         filters = wire_filters.parse_filters(request.arg("filters"))
         return json_response(await containers.prune(filters))
 
+    async def stats(request: Request):
+        from skiff.engine import stats as cgroup_stats
+        from skiff.timefmt import rfc3339_nano
+
+        record = containers.get(request.match["id"])
+        stream = request.flag("stream", True)
+        one_shot = request.flag("one-shot")
+
+        def take(previous: dict | None) -> dict:
+            current = containers.get(record.id)
+            pid = current.state.get("Pid") or 0
+            if not current.state.get("Running") or not pid:
+                data = {"cpu_stats": cgroup_stats.EMPTY_CPU, "memory_stats": {},
+                        "pids_stats": {}, "blkio_stats": {}, "num_procs": 0,
+                        "storage_stats": {}}
+            else:
+                try:
+                    data = cgroup_stats.sample(pid)
+                except OSError:  # it exited between the check and the read
+                    data = {"cpu_stats": cgroup_stats.EMPTY_CPU, "memory_stats": {},
+                            "pids_stats": {}, "blkio_stats": {}, "num_procs": 0,
+                            "storage_stats": {}}
+            data.update(read=rfc3339_nano(), id=record.id, name="/" + current.name,
+                        preread=previous["read"] if previous else "0001-01-01T00:00:00Z",
+                        precpu_stats=previous["cpu_stats"] if previous
+                        else cgroup_stats.EMPTY_CPU)
+            return data
+
+        async def body():
+            previous = None
+            if not stream and not one_shot:
+                previous = take(None)  # docker's --no-stream shows a CPU % over a short span
+                await asyncio.sleep(0.5)
+            while True:
+                current = take(previous)
+                yield (__import__("json").dumps(current) + "\n").encode()
+                if not stream:
+                    return
+                previous = current
+                await asyncio.sleep(1.0)
+
+        return StreamingResponse(body())
+
     async def delete(request: Request):
         await containers.remove(request.match["id"], force=request.flag("force"))
         return Response(204)
@@ -246,6 +289,7 @@ def routes(engine):
         ("POST", "/containers/{id}/restart", restart),
         ("POST", "/containers/{id}/rename", rename),
         ("POST", "/containers/prune", prune),
+        ("GET", "/containers/{id}/stats", stats),
         ("DELETE", "/containers/{id}", delete),
         ("GET", "/containers/{id}/json", inspect),
     ]
