@@ -82,3 +82,32 @@ def test_api_version_bounds(daemon):
     head, body = get("/v1.45/containers/nope/json")
     assert head.startswith(b"HTTP/1.1 404")
     assert json.loads(body) == {"message": "No such container: nope"}
+
+
+def test_bad_request_bodies_are_400_not_crashes(daemon):
+    import json
+    import socket
+
+    def post(path, body: bytes):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(daemon.sock)
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: d\r\nConnection: close\r\n"
+                  f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                  .encode() + body)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        s.close()
+        head, _, rest = data.partition(b"\r\n\r\n")
+        return int(head.split()[1]), rest
+
+    for body in (b"{not json", b'{"Image": 5}', b'{"Image": "busybox", "Cmd": {"a": 1}}',
+                 b'{"Image": "busybox", "HostConfig": {"Memory": "lots"}}', b"[]",
+                 b'{"Image": "busybox", "HostConfig": {"RestartPolicy": {"Name": "x"}}}'):
+        status, rest = post("/v1.45/containers/create", body)
+        assert status == 400, (body, rest)
+        assert json.loads(rest)["message"]
+    status, _ = post("/v1.45/containers/create?name=bad%20name",
+                     b'{"Image": "busybox", "Cmd": ["true"]}')
+    assert status == 400
+    assert daemon.client().ping()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from skiff.api import validate
 from skiff.api.http import HIJACKED, Request, Response, StreamingResponse, json_response
 from skiff.errors import InvalidArgument
 from skiff.timefmt import human_duration, parse_rfc3339
@@ -107,9 +108,7 @@ def routes(engine):
     containers = engine.containers
 
     async def create(request: Request):
-        body = await request.json(default=None)
-        if not isinstance(body, dict):
-            raise InvalidArgument("config cannot be empty in order to create a container")
+        body = validate.container_create(await request.json(default=None))
         record = await asyncio.to_thread(containers.create, body, request.arg("name"))
         return json_response({"Id": record.id, "Warnings": []}, 201)
 
