@@ -30,15 +30,42 @@ def already_serving(path: str) -> bool:
         s.close()
 
 
+SOCKET_GROUP = "skiff"
+
+
+def set_socket_access(path: str) -> None:
+    """Mode 0660, group `skiff` when that group exists: its members may use skiff."""
+    import grp
+
+    os.chmod(path, 0o660)
+    try:
+        os.chown(path, -1, grp.getgrnam(SOCKET_GROUP).gr_gid)
+    except KeyError:
+        pass
+
+
+def systemd_socket():
+    """The listening socket systemd passed us (fd 3), if it passed one to this process."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return None
+    if int(os.environ.get("LISTEN_FDS", "0") or 0) < 1:
+        return None
+    return socket.socket(fileno=3)
+
+
 async def serve(args) -> None:
     from skiff.api.app import App
     from skiff.api.http import Server
     from skiff.engine import Engine, EngineConfig
 
-    path = socket_path(args.host)
-    os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
-    if already_serving(path):
-        raise SystemExit(f"skiffd: another daemon already serves {path}")
+    activated = systemd_socket() if args.host == "fd://" else None
+    if args.host == "fd://" and activated is None:
+        raise SystemExit("skiffd: -H fd:// but systemd passed no socket (LISTEN_FDS)")
+    path = None if activated else socket_path(args.host)
+    if path:
+        os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
+        if already_serving(path):
+            raise SystemExit(f"skiffd: another daemon already serves {path}")
     engine = Engine(EngineConfig(root=args.root, exec_root=args.exec_root,
                                  cgroup_parent=args.cgroup_parent, log_driver=args.log_driver,
                                  log_opts=args.log_opts))
@@ -46,25 +73,29 @@ async def serve(args) -> None:
     engine.monitor.ensure_running()
     app = App(engine)
     server = Server(app.dispatch, app.common_headers)
-    tmp = path + f".{os.getpid()}"
-    await server.listen_unix(tmp)
-    os.chmod(tmp, 0o660)
-    os.replace(tmp, path)
+    if activated is not None:
+        await server.listen_socket(activated)
+    else:
+        tmp = path + f".{os.getpid()}"
+        await server.listen_unix(tmp)
+        set_socket_access(tmp)
+        os.replace(tmp, path)  # clients see either no socket or a listening one
     watcher = asyncio.ensure_future(engine.containers.watch_exits())
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
-    logging.getLogger("skiffd").info("skiffd serving %s (root %s)", path, args.root)
+    logging.getLogger("skiffd").info("skiffd serving %s (root %s)", path or "fd://", args.root)
     try:
         await stop
     finally:
         watcher.cancel()
         await server.close()
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+        if path:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
         engine.close()
 
 
@@ -72,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="skiffd", description="skiff's daemon: serves the "
                                      "Docker Engine API on a Unix socket.")
     parser.add_argument("-H", "--host", default=DEFAULT_HOST,
-                        help=f"socket to listen on (default {DEFAULT_HOST})")
+                        help=f"socket to listen on (default {DEFAULT_HOST}); fd:// takes "
+                        "the socket systemd passes (socket activation)")
     parser.add_argument("--root", default="/var/lib/skiff", help="persistent state directory")
     parser.add_argument("--exec-root", default="/run/skiff", help="runtime state directory")
     parser.add_argument("--cgroup-parent", default="skiff",

@@ -324,6 +324,11 @@ class Server:
     async def listen_unix(self, path: str) -> None:
         self._server = await asyncio.start_unix_server(self._on_connection, path, limit=READ_CHUNK)
 
+    async def listen_socket(self, sock) -> None:
+        """Serve on a listening socket we were handed (systemd socket activation)."""
+        self._server = await asyncio.start_unix_server(self._on_connection, sock=sock,
+                                                       limit=READ_CHUNK)
+
     async def close(self) -> None:
         if self._server:
             self._server.close()
