@@ -12,6 +12,8 @@ if SRC not in sys.path:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, SRC)
 
 TEST_IMAGES_DIR = os.environ.get("SKIFF_TEST_IMAGES", "/var/tmp/skiff-test-images")
+# Daemons started by tests contact loopback registries only (never Docker Hub).
+os.environ.setdefault("SKIFF_REGISTRY_ALLOW", "")
 
 
 @pytest.fixture(scope="session")

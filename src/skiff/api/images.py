@@ -77,20 +77,9 @@ def routes(engine):
                                           force=request.flag("force"))
         return json_response(removed)
 
-    async def create(request: Request):
-        source = request.arg("fromImage") or ""
-        tag = request.arg("tag") or ""
-        text = source if not tag else (f"{source}@{tag}" if ":" in tag and
-                                       tag.startswith("sha256") else f"{source}:{tag}")
-        ref = reference.parse(text)
-        await request.drain()
-        raise NotFound(f"pull access denied for {ref.familiar_name()}: skiff cannot pull "
-                       "from registries yet; load the image with `skiff load`")
-
     return [
         ("GET", "/images/json", list_),
         ("POST", "/images/load", load),
-        ("POST", "/images/create", create),
         ("GET", "/images/{name:.+}/json", inspect),
         ("DELETE", "/images/{name:.+}", delete),
     ]

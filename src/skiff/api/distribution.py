@@ -1,0 +1,173 @@
+"""Registry endpoints: POST /images/create?fromImage= (pull), POST /images/{name}/push,
+GET /distribution/{name}/json, POST /auth. Blocking registry work runs in threads; progress
+crosses back to the event loop through a queue and is streamed as docker's JSON messages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from skiff.api.http import Request, StreamingResponse, json_response
+from skiff.errors import InvalidArgument, SkiffError
+from skiff.oci import reference
+from skiff.wire import progress
+
+_DONE = object()
+
+
+def _credentials(request: Request):
+    from skiff.registry import auth
+    return auth.decode_registry_auth_header(request.headers.get("x-registry-auth"))
+
+
+def _stream(work) -> StreamingResponse:
+    """Run `work(emit)` in a thread; stream what it emits, then an errorDetail if it fails."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+
+    def emit(message: dict) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, message)
+
+    async def run():
+        try:
+            await asyncio.to_thread(work, emit)
+        except SkiffError as exc:
+            queue.put_nowait(progress.error_message(exc.message))
+        except Exception as exc:  # a bug: still a well-formed stream for the client
+            queue.put_nowait(progress.error_message(f"{type(exc).__name__}: {exc}"))
+        finally:
+            queue.put_nowait(_DONE)
+
+    task = loop.create_task(run())
+
+    async def body():
+        try:
+            while True:
+                message = await queue.get()
+                if message is _DONE:
+                    break
+                yield progress.encode(message)
+        finally:
+            await task
+
+    return StreamingResponse(body())
+
+
+def _pull_reference(source: str, tag: str) -> str:
+    if not tag:
+        return source
+    if tag.startswith("sha256:") or ":" in tag and "@" not in source:
+        return f"{source}@{tag}" if tag.startswith("sha256:") else f"{source}:{tag}"
+    return f"{source}:{tag}"
+
+
+def routes(engine):
+    from skiff.engine import pull as engine_pull
+
+    import os
+    configured = getattr(engine, "registry_options", None) or \
+        engine_pull.RegistryOptions.from_environment(os.environ)
+
+    def options():
+        return configured
+
+    async def create(request: Request):
+        source = request.arg("fromImage") or ""
+        if not source:
+            raise InvalidArgument("fromImage is required (importing with fromSrc is not "
+                                  "supported here)")
+        text = _pull_reference(source, request.arg("tag") or "")
+        ref = reference.parse(text)
+        platform = request.arg("platform") or None
+        creds = _credentials(request)
+        await request.drain()
+
+        job = engine_pull.Pull(engine.images, str(ref), platform=platform, credentials=creds,
+                               options=options())
+        await asyncio.to_thread(job.resolve)   # unknown image, denied: an HTTP error status
+        return _stream(job.run)
+
+    async def push(request: Request):
+        from skiff.engine import push as engine_push
+
+        name = request.match["name"]
+        tag = request.arg("tag") or ""
+        text = f"{name}:{tag}" if tag else name
+        ref = reference.parse(text, default_tag=bool(tag))
+        creds = _credentials(request)
+        await request.drain()
+        await asyncio.to_thread(engine.images.get, text if tag else name)  # 404 before 200
+
+        def work(emit):
+            engine_push.push(engine.images, text, credentials=creds, options=options(),
+                             progress=emit, all_tags=not ref.tag)
+
+        return _stream(work)
+
+    async def distribution(request: Request):
+        ref = reference.parse(request.match["name"])
+        creds = _credentials(request)
+
+        def inspect():
+            client = engine_pull.client_for(ref, options(), creds)
+            try:
+                digest, media_type, size = client.head_manifest(ref.path,
+                                                                ref.digest or ref.tag)
+                fetched = client.get_manifest(ref.path, digest, expected_digest=digest)
+            finally:
+                client.close()
+            platforms = []
+            if fetched.is_index:
+                platforms = [d.platform.to_dict() for d in fetched.document.manifests
+                             if d.platform and d.platform.os != "unknown"]
+            else:
+                try:
+                    raw = json.loads(fetched.data)
+                except ValueError:
+                    raw = {}
+                platforms = [{"architecture": engine_pull.host_platform().architecture,
+                              "os": "linux"}] if raw else []
+            return {"Descriptor": {"mediaType": fetched.media_type, "digest": fetched.digest,
+                                   "size": len(fetched.data)},
+                    "Platforms": platforms}
+
+        return json_response(await asyncio.to_thread(inspect))
+
+    async def login(request: Request):
+        from skiff.registry import auth, hosts
+        from skiff.registry.client import RegistryClient
+
+        doc = await request.json(default={}) or {}
+        creds = auth.credentials_from_json(doc)
+        server = str(doc.get("serveraddress") or doc.get("ServerAddress") or "")
+        domain = _login_domain(server)
+
+        def check():
+            client = RegistryClient(hosts.endpoint_for(domain, options().insecure), creds,
+                                    certs_dir=options().certs_dir)
+            try:
+                client.ping()
+            finally:
+                client.close()
+
+        await asyncio.to_thread(check)
+        return json_response({"Status": "Login Succeeded", "IdentityToken": ""})
+
+    return [
+        ("POST", "/images/create", create),
+        ("POST", "/images/{name:.+}/push", push),
+        ("GET", "/distribution/{name:.+}/json", distribution),
+        ("POST", "/auth", login),
+    ]
+
+
+def _login_domain(server: str) -> str:
+    """`https://index.docker.io/v1/` -> docker.io; `localhost:5000` as it is."""
+    text = server.strip()
+    for prefix in ("https://", "http://"):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+    text = text.split("/")[0]
+    if not text or text in ("index.docker.io", "registry-1.docker.io"):
+        return "docker.io"
+    return text

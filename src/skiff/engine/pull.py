@@ -1,0 +1,278 @@
+"""Pull: an image from a registry into the content store, the snapshots and the image table.
+
+    pull(images, "busybox", progress=print) -> ImageRecord
+
+The reference's manifest is fetched (an index resolves to the platform's manifest), then the
+config, then the layers: up to `concurrency` downloads run in parallel, each streamed into the
+ContentStore (digest and size verified while it writes, resumed after a broken connection),
+while this thread unpacks the layers bottom-up as soon as each one is complete. The image row
+and its tag are written last, in one transaction, by ImageService; a pull that fails leaves no
+image, and the snapshots and blobs it created are removed.
+
+`progress` receives docker's JSON progress messages (dicts, see wire/progress.py), from
+several threads: it must be thread-safe.
+
+ImageService internals used (one place, `_commit`): `_lock`, `_Candidate`, `_unpack`,
+`_commit`, `_discard`, `_find` — the same steps `ImageService.load` runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from skiff.errors import InvalidArgument, NotFound
+from skiff.oci import image as oci_image
+from skiff.oci import reference
+from skiff.registry import auth, hosts
+from skiff.registry.client import RegistryClient, RegistryUnavailable
+from skiff.wire import progress as wire_progress
+
+DEFAULT_CONCURRENCY = 3      # docker's max-concurrent-downloads
+PROGRESS_STEP = 512 * 1024   # emit a Downloading message at most every this many bytes
+
+Progress = Callable[[dict], None]
+
+
+@dataclass
+class RegistryOptions:
+    """What the daemon's configuration says about registries."""
+    insecure: list[str] = field(default_factory=list)
+    certs_dir: str | None = "/etc/skiff/certs.d"
+    concurrency: int = DEFAULT_CONCURRENCY
+    config_path: str | None = None        # docker-style config.json with stored credentials
+    retries: int = 5
+    # None: any registry. Otherwise only loopback and these domains are ever contacted (the
+    # test suite's daemons are given "" so that they never leave the machine).
+    allowed: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_environment(cls, environ: dict) -> "RegistryOptions":
+        """For entry points: SKIFF_REGISTRY_ALLOW (comma-separated domains; "" = loopback
+        only), SKIFF_INSECURE_REGISTRIES, SKIFF_MAX_CONCURRENT_DOWNLOADS."""
+        options = cls()
+        if "SKIFF_REGISTRY_ALLOW" in environ:
+            options.allowed = tuple(x.strip() for x in environ["SKIFF_REGISTRY_ALLOW"]
+                                    .split(",") if x.strip())
+        if environ.get("SKIFF_INSECURE_REGISTRIES"):
+            options.insecure = [x.strip() for x in environ["SKIFF_INSECURE_REGISTRIES"]
+                                .split(",") if x.strip()]
+        if (environ.get("SKIFF_MAX_CONCURRENT_DOWNLOADS") or "").isdigit():
+            options.concurrency = max(1, int(environ["SKIFF_MAX_CONCURRENT_DOWNLOADS"]))
+        return options
+
+
+def host_platform() -> oci_image.Platform:
+    import os
+    machine = os.uname().machine
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
+    variant = "v7" if machine == "armv7l" else None
+    return oci_image.Platform("linux", arch, variant)
+
+
+def client_for(ref: reference.Reference, options: RegistryOptions,
+               credentials: auth.Credentials | None = None) -> RegistryClient:
+    endpoint = hosts.endpoint_for(ref.domain, options.insecure)
+    if options.allowed is not None and not hosts.is_loopback(endpoint.host) and \
+            ref.domain not in options.allowed:
+        raise RegistryUnavailable(f'Get "https://{endpoint.host}/v2/": registry {ref.domain} '
+                                  f"is not in this daemon's allowed registries")
+    if not credentials:
+        try:
+            credentials = auth.load_credentials(hosts.auth_key(ref.domain), options.config_path)
+        except InvalidArgument:
+            credentials = None
+    return RegistryClient(endpoint, credentials, certs_dir=options.certs_dir,
+                          retries=options.retries)
+
+
+def _short(digest: str) -> str:
+    return digest.partition(":")[2][:12]
+
+
+class Pull:
+    """One pull in two steps, so that the API can answer an unknown image or a refused login
+    with an HTTP error before it starts streaming: `resolve()` (manifests), then `run()`."""
+
+    def __init__(self, images, text: str, *, platform: str | oci_image.Platform | None = None,
+                 credentials: auth.Credentials | None = None,
+                 options: RegistryOptions | None = None):
+        self.images = images
+        self.options = options or RegistryOptions()
+        self.ref = reference.parse(text)
+        self.platform = (oci_image.Platform.parse(platform) if isinstance(platform, str)
+                         and platform else platform or host_platform())
+        self.credentials = credentials
+        self.client: RegistryClient | None = None
+        self.top = None
+        self.manifest: oci_image.Manifest | None = None
+
+    def resolve(self) -> None:
+        ref = self.ref
+        self.client = client_for(ref, self.options, self.credentials)
+        try:
+            self.top = self.client.get_manifest(ref.path, ref.digest or ref.tag,
+                                                expected_digest=ref.digest)
+            fetched = self.top
+            if fetched.is_index:
+                desc = manifest_select(fetched.document, self.platform)
+                fetched = self.client.get_manifest(ref.path, desc.digest,
+                                                   expected_digest=desc.digest)
+                if fetched.is_index:
+                    raise InvalidArgument("invalid manifest: an index names another index")
+            self.manifest = fetched.document
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, progress: Progress | None = None):
+        emit = progress or (lambda message: None)
+        ref = self.ref
+        if self.manifest is None:
+            self.resolve()
+        try:
+            emit(wire_progress.progress_message(f"Pulling from {ref.path}",
+                                                ref.digest or ref.tag))
+            existing = _existing(self.images, ref, self.top.digest,
+                                 self.manifest.config.digest)
+            if existing is not None:
+                emit(wire_progress.progress_message(f"Digest: {self.top.digest}"))
+                emit(wire_progress.progress_message(
+                    f"Status: Image is up to date for {ref.familiar()}"))
+                return existing
+            return _transfer(self.images, self.client, ref.path, ref, self.top.digest,
+                             self.manifest, self.options, emit)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+
+def pull(images, text: str, *, platform: str | oci_image.Platform | None = None,
+         credentials: auth.Credentials | None = None, options: RegistryOptions | None = None,
+         progress: Progress | None = None):
+    """Pull `text` (`busybox`, `localhost:5000/x:1`, `name@sha256:...`); returns the record."""
+    job = Pull(images, text, platform=platform, credentials=credentials, options=options)
+    return job.run(progress)
+
+
+def manifest_select(index: oci_image.Index, wanted: oci_image.Platform):
+    from skiff.registry import manifest as registry_manifest
+    return registry_manifest.select_platform(index, wanted)
+
+
+def _existing(images, ref: reference.Reference, digest: str, config_digest: str):
+    """The image the reference already names locally, if it is this very image."""
+    try:
+        record = images.get(str(ref))
+    except NotFound:
+        return None
+    if record.manifest_digest == digest or record.id == config_digest:
+        return record
+    return None
+
+
+def _transfer(images, client: RegistryClient, repo: str, ref: reference.Reference,
+              top_digest: str, manifest: oci_image.Manifest, options: RegistryOptions,
+              emit: Progress):
+    store = images.store
+    snapshots = images.snapshots
+    for layer in manifest.layers:
+        if layer.media_type in oci_image.FOREIGN_LAYER_TYPES:
+            raise InvalidArgument(f"foreign layer {layer.digest} cannot be pulled")
+        oci_image.layer_compression(layer.media_type)   # refuses unknown media types
+    client.fetch_blob(repo, manifest.config, store)
+    config_bytes = store.read_bytes(manifest.config.digest)
+    config = oci_image.ImageConfig.from_json(config_bytes)
+    if len(config.diff_ids) != len(manifest.layers):
+        raise InvalidArgument(f"invalid image: {len(manifest.layers)} layers but its config "
+                              f"lists {len(config.diff_ids)}")
+    chains = oci_image.chain_ids(config.diff_ids)
+    ingested: set[str] = set()
+    new_snapshots: list[str] = []
+    lock = threading.Lock()
+
+    def download(layer: oci_image.Descriptor, chain: str) -> None:
+        sid = _short(layer.digest)
+        if snapshots.exists(chain) or store.has(layer.digest):
+            return
+        last = [0]
+
+        def on_bytes(done: int) -> None:
+            if done - last[0] >= PROGRESS_STEP or done == layer.size:
+                last[0] = done
+                emit(wire_progress.progress_message("Downloading", sid, done, layer.size))
+
+        client.fetch_blob(repo, layer, store, on_bytes)
+        with lock:
+            ingested.add(layer.digest)
+        emit(wire_progress.progress_message("Verifying Checksum", sid))
+        emit(wire_progress.progress_message("Download complete", sid))
+
+    for layer, chain in zip(manifest.layers, chains):
+        sid = _short(layer.digest)
+        emit(wire_progress.progress_message(
+            "Already exists" if snapshots.exists(chain) else "Pulling fs layer", sid))
+    pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency),
+                              thread_name_prefix="skiff-pull")
+    futures = []
+    try:
+        futures += [pool.submit(download, layer, chain)
+                   for layer, chain in zip(manifest.layers, chains)]
+        parent = None
+        for layer, chain, diff_id, future in zip(manifest.layers, chains, config.diff_ids,
+                                                 futures):
+            future.result()
+            if not snapshots.exists(chain):
+                sid = _short(layer.digest)
+                emit(wire_progress.progress_message("Extracting", sid, layer.size,
+                                                    layer.size))
+                snapshots.unpack(chain, parent, store.path(layer.digest), layer.media_type,
+                                 expected_diff_id=diff_id)
+                new_snapshots.append(chain)
+                emit(wire_progress.progress_message("Pull complete", sid))
+            parent = chain
+        record = _commit(images, ref, top_digest, manifest, config_bytes, chains,
+                         new_snapshots)
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+        _discard(images, new_snapshots, ingested | {manifest.config.digest})
+        raise
+    pool.shutdown(wait=True)
+    emit(wire_progress.progress_message(f"Digest: {top_digest}"))
+    emit(wire_progress.progress_message(
+        f"Status: Downloaded newer image for {ref.familiar()}"))
+    return record
+
+
+def _commit(images, ref: reference.Reference, top_digest: str,
+            manifest: oci_image.Manifest, config_bytes: bytes, chains: list[str],
+            new_snapshots: list[str]):
+    """Record the image as ImageService.load does, under its lock: the same candidate, the
+    same unpack (which finds every snapshot in place) and the same commit transaction."""
+    from skiff.engine import images as images_module
+
+    layers = [{"digest": l.digest, "size": l.size, "mediaType": l.media_type}
+              for l in manifest.layers]
+    tags = [ref] if ref.tag and not ref.digest else []
+    candidate = images_module._Candidate(manifest.config.digest, config_bytes, layers, tags,
+                                         top_digest)
+    with images._lock:
+        # a concurrent removal may have collected what this pull just stored: check again
+        for layer, chain in zip(manifest.layers, chains):
+            if not images.snapshots.exists(chain):
+                raise NotFound(f"layer {layer.digest} vanished during the pull; pull again")
+        images._unpack(candidate, new_snapshots)
+        images._commit([candidate])
+    return images.get(str(ref) if tags else manifest.config.digest)
+
+
+def _discard(images, new_snapshots: list[str], digests: set[str]) -> None:
+    with images._lock:
+        images._discard(new_snapshots, digests)

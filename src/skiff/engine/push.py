@@ -1,0 +1,135 @@
+"""Push: an image's blobs and manifest to a registry, as `docker push` does.
+
+    push(images, "localhost:5000/busybox:latest", progress=print)
+
+Each layer blob is checked first (HEAD) and skipped when the registry has it; otherwise it is
+uploaded whole (POST then one PUT), from the content store. Then the config blob, then a
+manifest: Docker schema 2 when every layer has a Docker media type (what docker pushes), OCI
+otherwise. Without a tag, every tag of the repository is pushed.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from skiff.errors import InvalidArgument, NotFound
+from skiff.oci import image as oci_image
+from skiff.oci import reference
+from skiff.registry import auth
+from skiff.registry import manifest as registry_manifest
+from skiff.wire import progress as wire_progress
+
+from skiff.engine.pull import RegistryOptions, client_for
+
+Progress = Callable[[dict], None]
+PROGRESS_STEP = 512 * 1024
+
+
+class _Counting:
+    """A blob file that reports how much of it has been read (sent)."""
+
+    def __init__(self, f, report: Callable[[int], None]):
+        self.f = f
+        self.done = 0
+        self.last = 0
+        self.report = report
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.done += len(data)
+        if self.done - self.last >= PROGRESS_STEP or not data:
+            self.last = self.done
+            self.report(self.done)
+        return data
+
+
+def _short(digest: str) -> str:
+    return digest.partition(":")[2][:12]
+
+
+def _manifest(config_digest: str, config_size: int, layers: list[dict]) -> tuple[bytes, str]:
+    docker_types = {oci_image.DOCKER_LAYER, oci_image.DOCKER_LAYER_GZIP}
+    if all(l["mediaType"] in docker_types for l in layers):
+        config = oci_image.Descriptor(oci_image.DOCKER_CONFIG, config_digest, config_size)
+        descs = [oci_image.Descriptor(l["mediaType"], l["digest"], l["size"]) for l in layers]
+        return registry_manifest.manifest_for_push(config, descs), oci_image.DOCKER_MANIFEST
+    oci = {oci_image.DOCKER_LAYER: oci_image.OCI_LAYER,
+           oci_image.DOCKER_LAYER_GZIP: oci_image.OCI_LAYER_GZIP}
+    import json
+    doc = {"schemaVersion": 2, "mediaType": oci_image.OCI_MANIFEST,
+           "config": {"mediaType": oci_image.OCI_CONFIG, "digest": config_digest,
+                      "size": config_size},
+           "layers": [{"mediaType": oci.get(l["mediaType"], l["mediaType"]),
+                       "digest": l["digest"], "size": l["size"]} for l in layers]}
+    return json.dumps(doc, indent=3).encode(), oci_image.OCI_MANIFEST
+
+
+def push(images, text: str, *, credentials: auth.Credentials | None = None,
+         options: RegistryOptions | None = None, progress: Progress | None = None,
+         all_tags: bool = False) -> list[str]:
+    """Push one tag (or every tag of the repository); returns the manifest digests."""
+    options = options or RegistryOptions()
+    emit = progress or (lambda message: None)
+    ref = reference.parse(text, default_tag=not all_tags)
+    if ref.digest:
+        raise InvalidArgument("cannot push a digest reference")
+    if ref.tag:
+        tags = [ref]
+    else:
+        tags = sorted({reference.parse(t) for img in images.list() for t in img.repo_tags
+                       if reference.parse(t).repository == ref.repository}, key=str)
+        if not tags:
+            raise NotFound(f"An image does not exist locally with the tag: {ref.familiar()}")
+    client = client_for(ref, options, credentials)
+    digests = []
+    try:
+        emit(wire_progress.progress_message(
+            f"The push refers to repository [{ref.repository if ref.domain != 'docker.io' else 'docker.io/' + ref.path}]"))
+        for tag_ref in tags:
+            digests.append(_push_one(images, client, tag_ref, options, emit))
+    finally:
+        client.close()
+    return digests
+
+
+def _push_one(images, client, ref: reference.Reference, options: RegistryOptions,
+              emit: Progress) -> str:
+    image = images.get(str(ref))
+    store = images.store
+    repo = ref.path
+    layers = image.layers
+    for layer in layers:
+        if not store.has(layer["digest"]):
+            raise NotFound(f"layer {layer['digest']} of {ref.familiar()} is not in the content "
+                           f"store (it was shared with an image pulled earlier); pull or load "
+                           f"the image again to push it")
+    for layer in reversed(layers):
+        emit(wire_progress.progress_message("Preparing", _short(layer["diffID"])))
+
+    def one(layer: dict) -> None:
+        sid = _short(layer["diffID"])
+        digest, size = layer["digest"], layer["size"]
+        if client.blob_exists(repo, digest):
+            emit(wire_progress.progress_message("Layer already exists", sid))
+            return
+        with store.open(digest) as f:
+            body = _Counting(f, lambda done: emit(wire_progress.progress_message(
+                "Pushing", sid, done, size)))
+            client.upload_blob(repo, digest, size, body)
+        emit(wire_progress.progress_message("Pushed", sid))
+
+    with ThreadPoolExecutor(max_workers=max(1, options.concurrency),
+                            thread_name_prefix="skiff-push") as pool:
+        for future in [pool.submit(one, l) for l in layers]:
+            future.result()
+    config_size = store.size(image.id)
+    if not client.blob_exists(repo, image.id):
+        with store.open(image.id) as f:
+            client.upload_blob(repo, image.id, config_size, f)
+    data, media_type = _manifest(image.id, config_size, layers)
+    digest = client.put_manifest(repo, ref.tag, data, media_type)
+    emit(wire_progress.progress_message(
+        f"{ref.tag}: digest: {digest} size: {len(data)}"))
+    emit(wire_progress.aux_message({"Tag": ref.tag, "Digest": digest, "Size": len(data)}))
+    return digest

@@ -1,0 +1,221 @@
+"""Pull and push through skiffd against the real registry (Debian's docker-registry, the CNCF
+distribution registry) started on loopback with its own port and storage."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from skiff.registry import auth
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Registry:
+    def __init__(self, tmp: str, htpasswd: str | None = None):
+        self.dir = tmp
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.proc = None
+        config = [
+            "version: 0.1", "log:", "  level: error",
+            "storage:", "  filesystem:", f"    rootdirectory: {tmp}/data",
+            "  delete:", "    enabled: true",
+            "http:", f"  addr: 127.0.0.1:{self.port}",
+        ]
+        if htpasswd:
+            config += ["auth:", "  htpasswd:", "    realm: skiff-test", f"    path: {htpasswd}"]
+        self.config = os.path.join(tmp, "config.yml")
+        with open(self.config, "w") as f:
+            f.write("\n".join(config) + "\n")
+
+    def start(self) -> None:
+        log = open(os.path.join(self.dir, "registry.log"), "ab")
+        self.proc = subprocess.Popen(["docker-registry", "serve", self.config], stdout=log,
+                                     stderr=log)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1)
+                return
+            except urllib.error.HTTPError:
+                return       # 401: it answers
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("docker-registry did not start")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def load_as(daemon, test_images, name: str) -> None:
+    """Load the busybox test image under another name (the API has no tag endpoint yet):
+    the same archive with its manifest.json's RepoTags rewritten."""
+    import io
+    import tarfile
+    out = io.BytesIO()
+    with tarfile.open(os.path.join(test_images, "busybox.tar")) as src, \
+            tarfile.open(fileobj=out, mode="w") as dst:
+        for info in src:
+            data = src.extractfile(info).read() if info.isreg() else None
+            if info.name == "manifest.json":
+                doc = json.loads(data)
+                for entry in doc:
+                    entry["RepoTags"] = [name]
+                data = json.dumps(doc).encode()
+                info.size = len(data)
+            dst.addfile(info, io.BytesIO(data) if data is not None else None)
+    daemon.client().images.load(out.getvalue())
+
+
+def _registry(tmp_path_factory, **kw):
+    if not shutil.which("docker-registry"):
+        pytest.skip("docker-registry is not installed: scripts/install.sh --deps")
+    r = Registry(str(tmp_path_factory.mktemp("registry")), **kw)
+    r.start()
+    return r
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    r = _registry(tmp_path_factory)
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+@pytest.fixture(scope="module")
+def seeded(registry, daemon, test_images):
+    """busybox pushed by skiff itself (tagged into the registry, then pushed)."""
+    daemon.load_busybox(test_images)
+    sdk = daemon.client()
+    load_as(daemon, test_images, f"{registry.host}/library/busybox:latest")
+    lines = list(sdk.api.push(f"{registry.host}/library/busybox", "latest", stream=True,
+                              decode=True))
+    assert not [l for l in lines if "error" in l], lines
+    assert any(l.get("aux", {}).get("Digest") for l in lines)
+    return f"{registry.host}/library/busybox"
+
+
+def test_pull_streams_docker_progress(daemon, seeded):
+    sdk = daemon.client()
+    sdk.images.remove(f"{seeded}:latest")
+    lines = list(sdk.api.pull(seeded, "latest", stream=True, decode=True))
+    statuses = [l.get("status", "") for l in lines]
+    assert statuses[0] == "Pulling from library/busybox"
+    assert any(s.startswith("Digest: sha256:") for s in statuses)
+    assert statuses[-1] == f"Status: Downloaded newer image for {seeded}:latest"
+    image = sdk.images.get(f"{seeded}:latest")
+    assert image.id == sdk.images.get("busybox").id
+    again = list(sdk.api.pull(seeded, "latest", stream=True, decode=True))
+    assert again[-1]["status"] == f"Status: Image is up to date for {seeded}:latest"
+
+
+def test_pull_into_empty_store_and_run(daemon, seeded, registry):
+    sdk = daemon.client()
+    for img in sdk.images.list():
+        sdk.images.remove(img.id, force=True)
+    result = daemon.cli("pull", f"{seeded}:latest")
+    assert result.returncode == 0, result.stderr.decode() + daemon.log()
+    assert b"Pull complete" in result.stdout or b"Download complete" in result.stdout
+    out = sdk.containers.run(f"{seeded}:latest", ["echo", "pulled"], remove=True)
+    assert out == b"pulled\n"
+
+
+def test_pull_by_digest(daemon, seeded):
+    sdk = daemon.client()
+    digest = sdk.api.inspect_distribution(f"{seeded}:latest")["Descriptor"]["digest"]
+    lines = list(sdk.api.pull(f"{seeded}@{digest}", stream=True, decode=True))
+    assert not [l for l in lines if "error" in l], lines
+    assert sdk.images.get(f"{seeded}@{digest}").id == sdk.images.get(f"{seeded}:latest").id
+
+
+def test_unknown_tag_and_repository(daemon, seeded, registry):
+    import docker
+    sdk = daemon.client()
+    with pytest.raises(docker.errors.NotFound, match="manifest unknown"):
+        sdk.images.pull(seeded, "nosuch")
+    with pytest.raises(docker.errors.NotFound):
+        sdk.images.pull(f"{registry.host}/nosuch/repo", "latest")
+    result = daemon.cli("pull", f"{registry.host}/nosuch/repo")
+    assert result.returncode != 0
+    assert b"not found" in result.stderr
+
+
+def test_docker_hub_not_contacted_by_test_daemons(daemon):
+    """The suite's daemons are limited to loopback registries (SKIFF_REGISTRY_ALLOW)."""
+    result = daemon.cli("pull", "nosuchimage:1.0")
+    assert result.returncode != 0
+    assert b"allowed registries" in result.stderr
+
+
+def test_push_of_unknown_image(daemon, registry):
+    import docker
+    sdk = daemon.client()
+    with pytest.raises(docker.errors.NotFound):
+        list(sdk.api.push(f"{registry.host}/never/was", "latest", stream=True))
+
+
+def _htpasswd(path: str, user: str, password: str) -> None:
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+    hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
+    with open(path, "w") as f:
+        f.write(f"{user}:{hashed}\n")
+
+
+@pytest.fixture(scope="module")
+def private_registry(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("htpasswd")
+    path = os.path.join(tmp, "htpasswd")
+    _htpasswd(path, "alice", "s3cret")
+    r = _registry(tmp_path_factory, htpasswd=path)
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+def test_basic_auth_login_push_pull(daemon, private_registry, test_images):
+    import docker
+    sdk = daemon.client()
+    host = private_registry.host
+    load_as(daemon, test_images, f"{host}/team/bb:v1")
+    denied = list(sdk.api.push(f"{host}/team/bb", "v1", stream=True, decode=True))
+    assert "error" in denied[-1] and "unauthorized" in denied[-1]["error"]
+    with pytest.raises(docker.errors.APIError) as info:
+        sdk.api.login("alice", "wrong", registry=host, reauth=True)
+    assert info.value.status_code == 401
+    assert sdk.api.login("alice", "s3cret", registry=host, reauth=True)["Status"] == \
+        "Login Succeeded"
+    sdk = daemon.client()     # docker-py remembers a login: a fresh client has no credentials
+    creds = {"username": "alice", "password": "s3cret"}
+    pushed = list(sdk.api.push(f"{host}/team/bb", "v1", stream=True, decode=True,
+                               auth_config=creds))
+    assert not [l for l in pushed if "error" in l], pushed
+    image_id = sdk.images.get(f"{host}/team/bb:v1").id
+    sdk.images.remove(f"{host}/team/bb:v1")
+    with pytest.raises(docker.errors.APIError):
+        sdk.images.pull(f"{host}/team/bb", "v1")
+    sdk.images.pull(f"{host}/team/bb", "v1", auth_config=creds)
+    assert sdk.images.get(f"{host}/team/bb:v1").id == image_id
