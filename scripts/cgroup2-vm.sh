@@ -31,7 +31,7 @@ set -euo pipefail
 
 cache=${SKIFF_VM_CACHE:-/var/cache/skiff-vm}
 debs="qemu-system-x86 linux-image-amd64 busybox-static cpio kmod e2fsprogs"
-mods="virtio_pci 9pnet_virtio 9p overlay virtio_blk" fsmods="ext4"
+mods="virtio_pci 9pnet_virtio 9p overlay virtio_blk virtio_console" fsmods="ext4"
 
 die() { echo "cgroup2-vm: $*" >&2; exit 125; }
 
@@ -129,6 +129,7 @@ for k in /keep/*.path; do
 done
 n=0
 while read -r path; do
+  mkdir -p "$r$path"
   mount -t 9p -o trans=virtio,version=9p2000.L,cache=mmap,msize=512000 rw$n "$r$path" \
     || fail "mount $path"
   n=$((n + 1))
@@ -137,17 +138,27 @@ mkdir -p $r/run/skiff-vm-bin && cp /bin/busybox /stage2 $r/run/skiff-vm-bin/
 exec switch_root $r /run/skiff-vm-bin/busybox sh /run/skiff-vm-bin/stage2
 EOF
 
-# Stage 2, PID 1 in the new root: run the job (with the host's own bash), record its status,
-# power off.
+# Stage 2, PID 1 in the new root: run the job (with the host's own bash) with its stdout and
+# stderr on two virtio-serial ports (through pipes: the command sees no tty), record its status,
+# end what it left running (which may hold the pipes open), drain the output, power off.
 read -r -d '' stage2 <<'EOF' || true
-bb=/run/skiff-vm-bin/busybox
+d=/run/skiff-vm-bin
+bb=$d/busybox
 $bb hostname skiff-vm
 $bb ip link set lo up
-$bb stty -F /dev/ttyS1 raw -echo
+for p in /sys/class/virtio-ports/*; do $bb ln -s /dev/${p##*/} $d/$($bb cat $p/name); done
+$bb mkfifo $d/out $d/err
+$bb cat <$d/out >$d/stdout &
+c1=$!
+$bb cat <$d/err >$d/stderr &
+c2=$!
 echo "cgroup2-vm: running job"
-set -o pipefail
-/bin/bash /run/skiff-vm/job 2>&1 </dev/null | $bb cat >/dev/ttyS1
+/bin/bash /run/skiff-vm/job >$d/out 2>$d/err </dev/null
 echo $? > /run/skiff-vm/status
+for p in /proc/[0-9]*; do
+  case " 1 $c1 $c2 " in *" ${p#/proc/} "*) ;; *) kill -9 ${p#/proc/} 2>/dev/null ;; esac
+done
+wait $c1 $c2
 echo "cgroup2-vm: job done"
 $bb sync
 $bb poweroff -f
@@ -236,7 +247,8 @@ trap 'rm -rf "$run"' EXIT
   case $(command -v python3 || true) in */shims/*)
     printf 'export PATH=%q:"$PATH"\n' "$(dirname "$(python3 -c 'import sys; print(sys.executable)')")"
   esac
-  printf 'cd -- %q || exit 125\n' "$PWD"
+  printf 'cd -- %q || { echo "cgroup2-vm: not in the guest (/tmp, /var/tmp, /run and' "$PWD"
+  echo ' /var/lib/skiff are its own; share the directory with --rw)" >&2; exit 125; }'
   printf 'exec'; printf ' %q' "$@"; echo
 } > "$run/job"
 : > "$run/rw"
@@ -261,12 +273,21 @@ case $accel in
   *) die "--accel: kvm or tcg, not $accel" ;;
 esac
 quiet="quiet loglevel=4"
-if [ $console = 1 ]; then quiet=""; con=(-chardev "file,id=con,path=/dev/stderr"); else
+if [ $console = 1 ]; then quiet=""; con=(-chardev "file,id=con,path=/dev/stderr,append=on"); else
   con=(-chardev "file,id=con,path=$run/console.log"); fi
+# The guest's stdout and stderr come through FIFOs (qemu's own stdio would be one stream, and
+# its EOF on stdin would leave the guest's port disconnected).
+mkfifo "$run/out.in" "$run/out.out" "$run/err.in" "$run/err.out"
+cat "$run/out.out" &
+cats=$!
+cat "$run/err.out" >&2 &
+cats="$cats $!"
 # In the background so that a signal to this script stops the VM at once (the EXIT trap).
 TMPDIR=$run timeout -k 5 "$timeout" qemu-system-x86_64 \
   "${machine[@]}" -smp "$cpus" -m "$mem" -nographic -nodefaults -no-reboot -nic none \
-  -monitor none "${con[@]}" -serial chardev:con -chardev stdio,id=out,signal=off -serial chardev:out \
+  -monitor none "${con[@]}" -serial chardev:con -device virtio-serial-pci,id=vser \
+  -chardev pipe,id=out,path="$run/out" -device virtserialport,bus=vser.0,chardev=out,name=stdout \
+  -chardev pipe,id=err,path="$run/err" -device virtserialport,bus=vser.0,chardev=err,name=stderr \
   -kernel "$kernel" -initrd "$initrd" \
   -append "console=ttyS0 rdinit=/init panic=-1 $quiet $extra i8042.noaux i8042.nokbd cryptomgr.notests audit=0 nowatchdog ${SKIFF_VM_APPEND:-}" \
   -drive "file=$disk,if=virtio,format=raw,snapshot=on,cache=unsafe" \
@@ -274,11 +295,13 @@ TMPDIR=$run timeout -k 5 "$timeout" qemu-system-x86_64 \
   -virtfs "local,path=$run,mount_tag=skiffrun,security_model=passthrough,multidevs=remap" \
   "${share_rw[@]}" </dev/null &
 qemu=$!
-trap 'kill $qemu 2>/dev/null && wait $qemu 2>/dev/null; rm -rf "$run"' EXIT
+trap 'kill $qemu $cats 2>/dev/null && wait $qemu 2>/dev/null; rm -rf "$run"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 qrc=0
 wait $qemu || qrc=$?
+exec 3<>"$run/out.out" 4<>"$run/err.out" 3>&- 4>&-  # the readers finish even if qemu never ran
+wait $cats || true
 [ $qrc = 124 ] && { echo "cgroup2-vm: timed out after ${timeout}s" >&2; exit 124; }
 if [ ! -s "$run/status" ]; then
   echo "cgroup2-vm: the guest did not report a status (qemu exit $qrc); its console:" >&2
