@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run a command as root inside a small KVM guest whose /sys/fs/cgroup is a pure cgroup v2
+# Run a command as root inside a small qemu guest whose /sys/fs/cgroup is a pure cgroup v2
 # hierarchy, for testing skiff's cgroup v2 code on a host that has cgroups v1 (or hybrid).
 #
 #   scripts/cgroup2-vm.sh --setup                   install qemu + a Debian kernel, build the initramfs
@@ -11,8 +11,9 @@
 #           --timeout SECS   kill the guest after SECS seconds (default 1800; exit status 124)
 #           --mem MIB        guest memory (default 2048)     --cpus N   vCPUs (default 2)
 #           --accel kvm|tcg  default: kvm when /dev/kvm can boot a stock kernel, else tcg
-#                            (also SKIFF_VM_ACCEL)
 #           --console        stream the guest's kernel console to stderr (for debugging boot)
+# Environment: SKIFF_VM_ACCEL (as --accel), SKIFF_VM_CACHE (default /var/cache/skiff-vm: the
+# unpacked kernel, the initramfs, the empty disk image), SKIFF_VM_APPEND (more kernel arguments).
 #
 # The guest (no network device; only lo):
 #   /                the host's / (virtio-9p, read-only) under an overlay whose upper dir is on a
@@ -25,8 +26,9 @@
 #                    xattrs), except that the test images ($SKIFF_TEST_IMAGES, default
 #                    /var/tmp/skiff-test-images) stay visible;  /run  a fresh tmpfs
 # COMMAND runs as root, cwd = the caller's cwd, environment = the caller's plus
-# SKIFF_IN_CGROUP2_VM=1 and PYTHONUNBUFFERED=1, stdin /dev/null, stdout and stderr merged into
-# this script's stdout. Exit status: COMMAND's; 124 on timeout; 125 if the VM itself failed.
+# SKIFF_IN_CGROUP2_VM=1 and PYTHONUNBUFFERED=1, stdin /dev/null; its stdout and stderr (pipes,
+# not a tty) come out on this script's. What it leaves running is killed when it exits.
+# Exit status: COMMAND's; 124 on timeout; 125 if the VM itself failed.
 set -euo pipefail
 
 cache=${SKIFF_VM_CACHE:-/var/cache/skiff-vm}
