@@ -1,8 +1,8 @@
 """The cgroup v2 VM (scripts/cgroup2-vm.sh): one boot, probed from inside.
 
 The probe runs as one Python process in the guest (each process start is costly when the VM runs
-under TCG), prints a JSON report and exits with PROBE_STATUS so that the test also checks that
-the command's exit status comes back out of the VM.
+under TCG), prints a JSON report on stdout and a line on stderr, and exits with PROBE_STATUS, so
+that the test also checks that the two streams and the exit status come back out of the VM apart.
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ sys.path.insert(0, "src")
 import skiff
 report["skiff"] = skiff.__file__
 print("PROBE " + json.dumps(report))
+print("probe stderr", file=sys.stderr)
 sys.exit(%d)
 """ % PROBE_STATUS
 
@@ -122,6 +123,7 @@ def test_cgroup2_vm_has_a_working_v2_hierarchy():
     print(f"cgroup2 VM probe took {took:.1f} s")
 
     assert result.returncode == PROBE_STATUS, err
+    assert "probe stderr" in err and "probe stderr" not in out
     assert report["env"] == "1"
     assert report["cwd"] == ROOT
     assert report["cgroup_mounts"] == [["/sys/fs/cgroup", "cgroup2"]]
