@@ -38,7 +38,7 @@ def test_read_back_with_tail_and_timestamps(tmp_path):
     log.close()
 
     async def collect(**kw):
-        return [item async for item in read_log(str(path), **kw)]
+        return [item async for batch in read_log(str(path), **kw) for item in batch]
 
     assert asyncio.run(collect()) == [(1, b"a\n"), (1, b"b\n"), (1, b"c\n"), (2, b"e\n")]
     assert asyncio.run(collect(tail=2)) == [(1, b"c\n"), (2, b"e\n")]

@@ -41,7 +41,22 @@ def command_text(document: dict) -> str:
     return " ".join([document["Path"]] + list(document["Args"]))
 
 
+_summaries: dict[int, tuple] = {}  # id(record) -> (record, summary without Status)
+
+
 def summary(record) -> dict:
+    """A row of `GET /containers/json`; all but the time-dependent Status is computed once
+    per version of the record (records are immutable; the engine caches them)."""
+    cached = _summaries.get(id(record))
+    if cached is None or cached[0] is not record:
+        if len(_summaries) > 4096:
+            _summaries.clear()
+        cached = (record, _summary(record))
+        _summaries[id(record)] = cached
+    return dict(cached[1], Status=status_text(record.state))
+
+
+def _summary(record) -> dict:
     doc = record.config
     return {
         "Id": record.id, "Names": ["/" + record.name], "Image": doc.get("ImageRef", ""),
@@ -182,8 +197,11 @@ def routes(engine):
         tty = record.config["Config"]["Tty"]
 
         async def body():
-            async for stream, data in lines:
-                yield data if tty else encode_frame(stream, data)
+            async for batch in lines:
+                if tty:
+                    yield b"".join(data for _, data in batch)
+                else:
+                    yield b"".join(encode_frame(stream, data) for stream, data in batch)
 
         return StreamingResponse(body(), content_type=RAW_STREAM if tty else MULTIPLEXED_STREAM)
 

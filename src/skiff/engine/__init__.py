@@ -26,6 +26,7 @@ class Engine:
         from skiff.engine.containers import ContainerService
         from skiff.engine.events import EventBus
         from skiff.engine.images import ImageService
+        from skiff.engine.recordcache import CachedRecords
         from skiff.monitor.client import MonitorClient
         from skiff.snapshot import Snapshotter
         from skiff.store import ContainerRecords, ContentStore, MetadataDB
@@ -40,7 +41,8 @@ class Engine:
         self.monitor = MonitorClient(config.exec_root)
         self.events = EventBus()
         self.containers = ContainerService(
-            root=config.root, records=ContainerRecords(self.db), images=self.images,
+            root=config.root, records=CachedRecords(ContainerRecords(self.db)),
+            images=self.images,
             snapshots=self.snapshots, monitor=self.monitor, events=self.events,
             cgroup_parent=config.cgroup_parent, log_driver=config.log_driver,
             log_opts=config.log_opts)

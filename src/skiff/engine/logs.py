@@ -12,6 +12,7 @@ from skiff.timefmt import parse_rfc3339
 
 STREAMS = {"stdout": 1, "stderr": 2}
 FOLLOW_POLL = 0.05
+BATCH = 2048  # records per batch handed to the reader
 
 
 def parse_timestamp(text: str) -> float:
@@ -63,9 +64,10 @@ async def read_log(path: str, *, stdout=True, stderr=True, tail: int | None = No
                    since: float | None = None, until: float | None = None,
                    timestamps: bool = False, follow: bool = False,
                    still_running: Callable[[], bool] = lambda: False
-                   ) -> AsyncIterator[tuple[int, bytes]]:
-    """Yields (stream, bytes) from the log and its rotated files; with `follow`, keeps going
-    (across rotations) until the container has stopped and everything it wrote is read."""
+                   ) -> AsyncIterator[list[tuple[int, bytes]]]:
+    """Yields batches of (stream, bytes) from the log and its rotated files (batches, so that
+    a reader can send them in few writes); with `follow`, keeps going (across rotations)
+    until the container has stopped and everything it wrote is read."""
     lines: list[bytes] = []
     for older in rotated_files(path):
         try:
@@ -86,8 +88,8 @@ async def read_log(path: str, *, stdout=True, stderr=True, tail: int | None = No
     chosen = list(select(records, stdout=stdout, stderr=stderr, since=since, until=until))
     if tail is not None and tail >= 0:
         chosen = chosen[-tail:] if tail else []
-    for record in chosen:
-        yield render(*record, timestamps)
+    for start in range(0, len(chosen), BATCH):
+        yield [render(*record, timestamps) for record in chosen[start:start + BATCH]]
     if not follow:
         if f is not None:
             f.close()
@@ -100,12 +102,12 @@ async def read_log(path: str, *, stdout=True, stderr=True, tail: int | None = No
                 data = pending + chunk
                 parts = data.split(b"\n")
                 pending = parts.pop()
-                for line in parts:
-                    record = decode_line(line)
-                    if record:
-                        for r in select([record], stdout=stdout, stderr=stderr, since=since,
-                                        until=until):
-                            yield render(*r, timestamps)
+                records = [r for r in map(decode_line, parts) if r]
+                batch = [render(*r, timestamps) for r in
+                         select(records, stdout=stdout, stderr=stderr, since=since,
+                                until=until)]
+                if batch:
+                    yield batch
                 continue
             if _rotated(f, path):
                 f.close()
