@@ -219,3 +219,35 @@ def test_basic_auth_login_push_pull(daemon, private_registry, test_images):
         sdk.images.pull(f"{host}/team/bb", "v1")
     sdk.images.pull(f"{host}/team/bb", "v1", auth_config=creds)
     assert sdk.images.get(f"{host}/team/bb:v1").id == image_id
+
+
+def test_cli_login_push_logout(daemon, private_registry, test_images, tmp_path):
+    import stat
+    import sys
+    host = private_registry.host
+    env = dict(os.environ, DOCKER_CONFIG=str(tmp_path / "cfg"),
+               PYTHONPATH=os.path.join(os.path.dirname(os.path.dirname(
+                   os.path.dirname(os.path.abspath(__file__)))), "src"))
+
+    def cli(*args, input=None):
+        return subprocess.run([sys.executable, "-m", "skiff.cli.main", "-H", daemon.host,
+                               *args], input=input, capture_output=True, env=env, timeout=60)
+
+    bad = cli("login", "-u", "alice", "--password-stdin", host, input=b"wrong\n")
+    assert bad.returncode != 0 and b"401" not in bad.stdout
+    assert not (tmp_path / "cfg" / "config.json").exists()
+    good = cli("login", "-u", "alice", "--password-stdin", host, input=b"s3cret\n")
+    assert good.returncode == 0, good.stderr
+    assert b"Login Succeeded" in good.stdout
+    path = tmp_path / "cfg" / "config.json"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert auth.load_credentials(host, str(path)) == auth.Credentials("alice", "s3cret")
+    load_as(daemon, test_images, f"{host}/team/cli:v2")
+    pushed = cli("push", f"{host}/team/cli:v2")
+    assert pushed.returncode == 0, pushed.stderr
+    assert b"v2: digest: sha256:" in pushed.stdout
+    out = cli("logout", host)
+    assert out.returncode == 0 and b"Removing login credentials" in out.stdout
+    assert not auth.load_credentials(host, str(path))
+    denied = cli("push", f"{host}/team/cli:v2")
+    assert denied.returncode != 0 and b"unauthorized" in denied.stderr

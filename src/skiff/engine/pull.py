@@ -171,7 +171,7 @@ def _existing(images, ref: reference.Reference, digest: str, config_digest: str)
         record = images.get(str(ref))
     except NotFound:
         return None
-    if record.manifest_digest == digest or record.id == config_digest:
+    if record.id == config_digest:     # (the same index may hold other platforms' images)
         return record
     return None
 
