@@ -215,6 +215,180 @@ def parse_add_host(value: str) -> str:
     return f"{host}:{ip}"
 
 
+# -- resources and security ------------------------------------------------------------------
+
+
+def parse_cpus(value: str) -> int:
+    """`--cpus 1.5` -> NanoCpus 1500000000."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f'invalid argument "{value}" for "--cpus" flag: failed to parse '
+                         f'{value} as a rational number') from None
+    return int(round(number * 1e9))
+
+
+def parse_swap(value: str) -> int:
+    return -1 if value.strip() == "-1" else parse_memory(value)
+
+
+def parse_ulimit(value: str) -> dict:
+    """`nofile=1024[:2048]` -> {"Name", "Soft", "Hard"} (hard = soft when not given)."""
+    name, sep, limits = value.partition("=")
+    if not sep or not name:
+        raise ValueError(f"invalid ulimit argument: {value}")
+    soft, _, hard = limits.partition(":")
+    try:
+        soft_n = int(soft)
+        hard_n = int(hard) if hard else soft_n
+    except ValueError:
+        raise ValueError(f"invalid ulimit argument: {value}") from None
+    return {"Name": name, "Soft": soft_n, "Hard": hard_n}
+
+
+def _valid_perms(text: str) -> bool:
+    return bool(text) and all(c in "rwm" for c in text) and len(set(text)) == len(text)
+
+
+def parse_device(value: str) -> dict:
+    """`/dev/sda[:/dev/xvda][:rwm]` -> {"PathOnHost", "PathInContainer", "CgroupPermissions"}."""
+    parts = value.split(":")
+    perms = "rwm"
+    if len(parts) == 3:
+        if not _valid_perms(parts[2]):
+            raise ValueError(f"invalid device mode: {parts[2]}")
+        src, dst, perms = parts
+    elif len(parts) == 2:
+        if _valid_perms(parts[1]):
+            src, dst, perms = parts[0], parts[0], parts[1]
+        else:
+            src, dst = parts
+    elif len(parts) == 1:
+        src = dst = parts[0]
+    else:
+        raise ValueError(f"invalid device specification: {value}")
+    if not dst.startswith("/"):
+        raise ValueError(f"invalid device specification: {value}")
+    return {"PathOnHost": src, "PathInContainer": dst, "CgroupPermissions": perms}
+
+
+def parse_device_rate(value: str, iops: bool) -> dict:
+    """`/dev/sda:1mb` (bytes per second) or `/dev/sda:100` (IO per second)."""
+    path, sep, rate = value.rpartition(":")
+    if not sep or not path.startswith("/dev/"):
+        raise ValueError(f"bad format: {value}")
+    try:
+        number = int(rate) if iops else parse_memory(rate)
+    except ValueError:
+        raise ValueError(f"invalid rate for device: {value}. The correct format is "
+                         f"<device-path>:<number>{'' if iops else '[<unit>]'}. Number must "
+                         "be a positive integer" + ("" if iops else
+                                                    ". Unit is optional and can be kb, mb, or gb"))
+    return {"Path": path, "Rate": number}
+
+
+def parse_weight_device(value: str) -> dict:
+    path, sep, weight = value.rpartition(":")
+    if not sep or not path.startswith("/dev/") or not weight.isdigit():
+        raise ValueError(f"bad format: {value}")
+    return {"Path": path, "Weight": int(weight)}
+
+
+def parse_sysctls(values: list[str]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise ValueError(f"invalid argument \"{value}\" for \"--sysctl\" flag: "
+                             "sysctl must be in the format of key=value")
+        out[key] = val
+    return out
+
+
+def _read_text(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def parse_security_opts(values: list[str], read=_read_text) -> list[str]:
+    """As the docker CLI sends them: `seccomp=FILE` becomes `seccomp=<the file's JSON>`."""
+    out = []
+    for value in values:
+        key, sep, arg = value.partition("=")
+        if not sep:
+            key, sep, arg = value.partition(":")
+        if key == "seccomp" and sep and arg != "unconfined":
+            try:
+                text = read(arg)
+            except OSError as e:
+                raise ValueError(f"opening seccomp profile ({arg}) failed: "
+                                 f"{e.strerror or e}") from None
+            import json
+            try:
+                json.loads(text)
+            except ValueError:
+                raise ValueError(f"compacting json for seccomp profile ({arg}) failed") \
+                    from None
+            out.append("seccomp=" + text)
+        else:
+            out.append(value)
+    return out
+
+
+def resource_host_config(opts, read=_read_text) -> dict:
+    """The HostConfig fields of the resource and security flags (only those given)."""
+    host: dict = {}
+    if opts.memory_swap:
+        host["MemorySwap"] = parse_swap(opts.memory_swap)
+    if opts.memory_reservation:
+        host["MemoryReservation"] = parse_memory(opts.memory_reservation)
+    if opts.memory_swappiness is not None and opts.memory_swappiness != -1:
+        host["MemorySwappiness"] = opts.memory_swappiness
+    if opts.oom_kill_disable:
+        host["OomKillDisable"] = True
+    if opts.oom_score_adj:
+        host["OomScoreAdj"] = opts.oom_score_adj
+    if opts.cpus:
+        host["NanoCpus"] = parse_cpus(opts.cpus)
+    for flag, key in (("cpu_shares", "CpuShares"), ("cpu_period", "CpuPeriod"),
+                      ("cpu_quota", "CpuQuota"), ("blkio_weight", "BlkioWeight"),
+                      ("pids_limit", "PidsLimit")):
+        value = getattr(opts, flag)
+        if value:
+            host[key] = value
+    if opts.cpuset_cpus:
+        host["CpusetCpus"] = opts.cpuset_cpus
+    if opts.cpuset_mems:
+        host["CpusetMems"] = opts.cpuset_mems
+    if opts.blkio_weight_device:
+        host["BlkioWeightDevice"] = [parse_weight_device(v) for v in opts.blkio_weight_device]
+    for flag, key, iops in (("device_read_bps", "BlkioDeviceReadBps", False),
+                            ("device_write_bps", "BlkioDeviceWriteBps", False),
+                            ("device_read_iops", "BlkioDeviceReadIOps", True),
+                            ("device_write_iops", "BlkioDeviceWriteIOps", True)):
+        values = getattr(opts, flag)
+        if values:
+            host[key] = [parse_device_rate(v, iops) for v in values]
+    if opts.shm_size:
+        host["ShmSize"] = parse_memory(opts.shm_size)
+    if opts.ulimit:
+        host["Ulimits"] = [parse_ulimit(v) for v in opts.ulimit]
+    if opts.security_opt:
+        host["SecurityOpt"] = parse_security_opts(opts.security_opt, read)
+    if opts.device:
+        host["Devices"] = [parse_device(v) for v in opts.device]
+    if opts.device_cgroup_rule:
+        host["DeviceCgroupRules"] = list(opts.device_cgroup_rule)
+    if opts.group_add:
+        host["GroupAdd"] = list(opts.group_add)
+    if opts.sysctl:
+        host["Sysctls"] = parse_sysctls(opts.sysctl)
+    for flag, key in (("ipc", "IpcMode"), ("pid", "PidMode"), ("uts", "UTSMode")):
+        if getattr(opts, flag):
+            host[key] = getattr(opts, flag)
+    return host
+
+
 # -- the create body -------------------------------------------------------------------------
 
 
@@ -293,6 +467,7 @@ def build_create(opts, image: str, command: list[str], *, detach: bool = False,
         host["Tmpfs"] = parse_tmpfs(opts.tmpfs)
     if opts.add_host:
         host["ExtraHosts"] = [parse_add_host(v) for v in opts.add_host]
+    host.update(resource_host_config(opts))
     config["HostConfig"] = host
     config["NetworkingConfig"] = {"EndpointsConfig": {}}
 

@@ -50,6 +50,46 @@ CREATE_FLAGS = [
     Flag("workdir", "w", STRING, help="Working directory inside the container"),
 ]
 
+# resources and security (HostConfig fields; translated by skiff.engine.hostconfig)
+CREATE_FLAGS = sorted(CREATE_FLAGS + [
+    Flag("blkio-weight", "", INT, help="Block IO (relative weight), between 10 and 1000, "
+         "or 0 to disable (default 0)", metavar="uint16"),
+    Flag("blkio-weight-device", "", LIST, help="Block IO weight (relative device weight)",
+         metavar="list"),
+    Flag("cpu-period", "", INT, help="Limit CPU CFS (Completely Fair Scheduler) period"),
+    Flag("cpu-quota", "", INT, help="Limit CPU CFS (Completely Fair Scheduler) quota"),
+    Flag("cpu-shares", "c", INT, help="CPU shares (relative weight)"),
+    Flag("cpus", "", STRING, help="Number of CPUs", metavar="decimal"),
+    Flag("cpuset-cpus", "", STRING, help="CPUs in which to allow execution (0-3, 0,1)"),
+    Flag("cpuset-mems", "", STRING, help="MEMs in which to allow execution (0-3, 0,1)"),
+    Flag("device", "", LIST, help="Add a host device to the container", metavar="list"),
+    Flag("device-cgroup-rule", "", LIST, help="Add a rule to the cgroup allowed devices list",
+         metavar="list"),
+    Flag("device-read-bps", "", LIST, help="Limit read rate (bytes per second) from a device",
+         metavar="list"),
+    Flag("device-read-iops", "", LIST, help="Limit read rate (IO per second) from a device",
+         metavar="list"),
+    Flag("device-write-bps", "", LIST, help="Limit write rate (bytes per second) to a device",
+         metavar="list"),
+    Flag("device-write-iops", "", LIST, help="Limit write rate (IO per second) to a device",
+         metavar="list"),
+    Flag("group-add", "", LIST, help="Add additional groups to join", metavar="list"),
+    Flag("ipc", "", STRING, help="IPC mode to use"),
+    Flag("memory-reservation", "", STRING, help="Memory soft limit", metavar="bytes"),
+    Flag("memory-swap", "", STRING, help="Swap limit equal to memory plus swap: '-1' to enable "
+         "unlimited swap", metavar="bytes"),
+    Flag("memory-swappiness", "", INT, -1, help="Tune container memory swappiness (0 to 100)"),
+    Flag("oom-kill-disable", "", BOOL, help="Disable OOM Killer"),
+    Flag("oom-score-adj", "", INT, help="Tune host's OOM preferences (-1000 to 1000)"),
+    Flag("pid", "", STRING, help="PID namespace to use"),
+    Flag("pids-limit", "", INT, help="Tune container pids limit (set -1 for unlimited)"),
+    Flag("security-opt", "", LIST, help="Security Options", metavar="list"),
+    Flag("shm-size", "", STRING, help="Size of /dev/shm", metavar="bytes"),
+    Flag("sysctl", "", LIST, help="Sysctl options", metavar="map"),
+    Flag("ulimit", "", LIST, help="Ulimit options", metavar="ulimit"),
+    Flag("uts", "", STRING, help="UTS namespace to use"),
+], key=lambda f: f.long)
+
 RUN_FLAGS = sorted(
     CREATE_FLAGS
     + [

@@ -64,7 +64,12 @@ def merge_env(base: list[str], overrides: list[str]) -> list[str]:
 
 def build_spec(*, args: list[str], env: list[str], cwd: str, user: tuple[int, int, list[int]],
                hostname: str, tty: bool, open_stdin: bool, rootfs_mounts: list[dict],
-               extra_mounts: list[dict], cgroups_path: str, labels: dict | None = None) -> dict:
+               extra_mounts: list[dict], cgroups_path: str, labels: dict | None = None,
+               host_config: dict | None = None, lookup=None, facts=None,
+               warnings: list | None = None) -> dict:
+    """config.json for a container. `host_config` (the create request's HostConfig) is
+    translated by skiff.engine.hostconfig (`lookup(name)` resolves `container:NAME` modes,
+    `facts` describes the host); docker's warnings are appended to `warnings` if given."""
     spec = oci_spec.default_spec(args=args, env=env, cwd=cwd, user=user, hostname=hostname,
                                  terminal=tty, rlimits=default_rlimits())
     spec["root"] = {"path": "rootfs", "readonly": False}
@@ -73,6 +78,11 @@ def build_spec(*, args: list[str], env: list[str], cwd: str, user: tuple[int, in
     annotations = dict(spec.get("annotations") or {})
     annotations[ROOTFS_MOUNTS_ANNOTATION] = json.dumps(rootfs_mounts)
     spec["annotations"] = annotations
+    if host_config:
+        from skiff.engine import hostconfig
+        found = hostconfig.apply(spec, host_config, facts=facts, lookup=lookup)
+        if warnings is not None:
+            warnings.extend(found)
     return spec
 
 

@@ -46,7 +46,8 @@ def _shares_to_weight(shares: int) -> int:
 
 
 def resource_writes(resources: dict | None, v2: bool) -> list:
-    """What to write for `linux.resources`: memory, cpu, cpuset, pids and (v1) devices."""
+    """What to write for `linux.resources`: memory, cpu, cpuset, pids, block I/O and
+    devices (v1: devices.allow/deny; v2: a BPF program)."""
     r = resources or {}
     out = []
     mem = r.get("memory") or {}
@@ -76,6 +77,7 @@ def resource_writes(resources: dict | None, v2: bool) -> list:
         if pids.get("limit") is not None:
             lim = pids["limit"]
             out.append(("pids", "pids.max", "max" if lim <= 0 else str(lim)))
+        out += _io_writes_v2(r.get("blockIO") or {})
         if r.get("devices"):
             out.append(("", DEVICE_PROGRAM, device_program(r["devices"])))
         return out
@@ -87,6 +89,8 @@ def resource_writes(resources: dict | None, v2: bool) -> list:
         out.append(("memory", "memory.soft_limit_in_bytes", str(mem["reservation"])))
     if mem.get("swappiness") is not None:
         out.append(("memory", "memory.swappiness", str(mem["swappiness"])))
+    if mem.get("disableOOMKiller"):
+        out.append(("memory", "memory.oom_control", "1"))
     if cpu.get("shares"):
         out.append(("cpu", "cpu.shares", str(cpu["shares"])))
     if cpu.get("period"):
@@ -100,9 +104,47 @@ def resource_writes(resources: dict | None, v2: bool) -> list:
     if pids.get("limit") is not None:
         lim = pids["limit"]
         out.append(("pids", "pids.max", "max" if lim <= 0 else str(lim)))
+    out += _blkio_writes_v1(r.get("blockIO") or {})
     for rule in r.get("devices") or ():
         out.append(("devices", "devices.allow" if rule.get("allow") else "devices.deny",
                     device_rule(rule)))
+    return out
+
+
+_THROTTLE = (("throttleReadBpsDevice", "read_bps_device", "rbps"),
+             ("throttleWriteBpsDevice", "write_bps_device", "wbps"),
+             ("throttleReadIOPSDevice", "read_iops_device", "riops"),
+             ("throttleWriteIOPSDevice", "write_iops_device", "wiops"))
+
+
+def _blkio_writes_v1(io: dict) -> list:
+    out = []
+    if io.get("weight"):
+        out.append(("blkio", "blkio.weight", str(io["weight"])))
+    for d in io.get("weightDevice") or ():
+        out.append(("blkio", "blkio.weight_device", f"{d['major']}:{d['minor']} {d['weight']}"))
+    for field, name, _key in _THROTTLE:
+        for d in io.get(field) or ():
+            out.append(("blkio", f"blkio.throttle.{name}",
+                        f"{d['major']}:{d['minor']} {d['rate']}"))
+    return out
+
+
+def _io_writes_v2(io: dict) -> list:
+    """io.weight ("default N", "MAJ:MIN N") and io.max, one line per device with every
+    limit of that device ("8:0 rbps=1048576 wiops=max")."""
+    out = []
+    if io.get("weight"):
+        out.append(("io", "io.weight", f"default {io['weight']}"))
+    for d in io.get("weightDevice") or ():
+        out.append(("io", "io.weight", f"{d['major']}:{d['minor']} {d['weight']}"))
+    limits: dict = {}
+    for field, _name, key in _THROTTLE:
+        for d in io.get(field) or ():
+            limits.setdefault((d["major"], d["minor"]), []).append(
+                f"{key}={d['rate'] if d['rate'] > 0 else 'max'}")
+    for (major, minor), parts in limits.items():
+        out.append(("io", "io.max", f"{major}:{minor} " + " ".join(parts)))
     return out
 
 
