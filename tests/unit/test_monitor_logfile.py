@@ -40,7 +40,7 @@ def test_read_back_with_tail_and_timestamps(tmp_path):
     async def collect(**kw):
         return [item async for batch in read_log(str(path), **kw) for item in batch]
 
-    assert asyncio.run(collect()) == [(1, b"a\n"), (1, b"b\n"), (1, b"c\n"), (2, b"e\n")]
+    assert asyncio.run(collect()) == [(1, b"a\nb\nc\n"), (2, b"e\n")]
     assert asyncio.run(collect(tail=2)) == [(1, b"c\n"), (2, b"e\n")]
     assert asyncio.run(collect(stderr=False, tail=0)) == []
     stamped = asyncio.run(collect(timestamps=True, stdout=False))
