@@ -85,6 +85,7 @@ class _Candidate:
     layers: list[dict]                  # {"digest", "size", "mediaType"} per layer, bottom first
     tags: list[reference.Reference]
     manifest_digest: str | None = None
+    parent: str | None = None           # the image a commit was made from
 
 
 def _now() -> str:
@@ -391,7 +392,7 @@ class ImageService:
                         "INSERT INTO images (id, manifest_digest, config, created, size, "
                         "parent, top_chain_id, layers, loaded) VALUES (?,?,?,?,?,?,?,?,?)",
                         (c.config_digest, c.manifest_digest, c.config_bytes.decode(),
-                         config.get("created"), size, None, top, layers_json, _now()))
+                         config.get("created"), size, c.parent, top, layers_json, _now()))
                     cur.executemany(
                         "INSERT INTO image_layers (image_id, idx, chain_id, diff_id, "
                         "blob_digest) VALUES (?,?,?,?,?)",
@@ -412,6 +413,13 @@ class ImageService:
                 if not c.tags:
                     messages.append(f"Loaded image ID: {c.config_digest}")
         return messages
+
+    def _record_image(self, config_digest: str, config_bytes: bytes, layers: list[dict],
+                      tags: list[reference.Reference], parent_id: str | None = None) -> None:
+        """Make an image whose blobs and snapshots are in place visible (one transaction).
+        `layers` as in ImageRecord.layers. The caller holds `_lock`."""
+        self._commit([_Candidate(config_digest, config_bytes, layers, tags,
+                                 parent=parent_id)])
 
     def _discard(self, chains: list[str], digests: set[str]) -> None:
         """Remove snapshots and blobs that no image row refers to."""

@@ -139,6 +139,11 @@ class ContentStore:
             if tmp is not None:
                 _unlink_quietly(tmp)
 
+    def writer(self) -> "BlobWriter":
+        """A blob written piece by piece (a layer tar made on the fly): `write` it, then
+        `commit()` -> (digest, size); closing without a commit leaves nothing."""
+        return BlobWriter(self)
+
     def ingest_bytes(self, data: bytes, expected_digest: str | None = None) -> tuple[str, int]:
         alg = split_digest(expected_digest)[0] if expected_digest else "sha256"
         digest = f"{alg}:{hashlib.new(alg, data).hexdigest()}"
@@ -187,3 +192,48 @@ def _unlink_quietly(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+class BlobWriter:
+    """Streams into a temp file of the store, hashing; `commit` makes it a blob (fsync'd and
+    renamed into place, as `ingest` does), `close` without a commit removes the temp file."""
+
+    def __init__(self, store: ContentStore, alg: str = "sha256"):
+        self.store = store
+        self.directory = os.path.join(store.blobs_dir, alg)
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.directory)
+        self.file = os.fdopen(fd, "wb")
+        self.hasher = hashlib.new(alg)
+        self.alg = alg
+        self.size = 0
+
+    def write(self, data) -> int:
+        self.hasher.update(data)
+        self.size += len(data)
+        return self.file.write(data)
+
+    def commit(self) -> tuple[str, int]:
+        digest = f"{self.alg}:{self.hasher.hexdigest()}"
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.chmod(self.tmp, 0o444)
+        failpoint.hit("content.writer.before_rename")
+        os.rename(self.tmp, os.path.join(self.directory, digest.partition(":")[2]))
+        self.tmp = None
+        _fsync_dir(self.directory)
+        return digest, self.size
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        if self.tmp is not None:
+            _unlink_quietly(self.tmp)
+            self.tmp = None
+
+    def __enter__(self) -> "BlobWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -207,3 +207,74 @@ def cmd_pull(cli, opts, args) -> int:
             renderer.feed(message)
     cli.out(str(ref))
     return 0
+
+
+# -- commit, diff, export ----------------------------------------------------------------------
+
+
+def cmd_commit(cli, opts, args) -> int:
+    from skiff.cli import refs
+
+    params = {"container": args[0], "comment": opts.message or None,
+              "author": opts.author or None, "pause": 1 if opts.pause else 0,
+              "changes": list(opts.change) or None}
+    if len(args) > 1:
+        try:
+            ref = refs.parse(args[1], default_tag=False)
+        except ValueError as exc:
+            raise StatusError(1, f'invalid reference format: {exc}'
+                              if "invalid reference" not in str(exc) else str(exc)) from None
+        if ref.digest:
+            raise StatusError(1, "refusing to create a tag with a digest reference")
+        params["repo"] = ref.familiar_name()
+        params["tag"] = ref.tag or None
+    result = cli.client().post("/commit", params, json_body={}) or {}
+    cli.out(result.get("Id", ""))
+    return 0
+
+
+def cmd_diff(cli, opts, args) -> int:
+    from skiff.client.client import quote_path
+
+    found = cli.client().get(f"/containers/{quote_path(args[0])}/changes") or []
+    letters = {0: "C", 1: "A", 2: "D"}
+    for change in found:
+        cli.out(f"{letters.get(change.get('Kind'), '?')} {change.get('Path', '')}")
+    return 0
+
+
+def _save_response(cli, resp, output: str | None) -> None:
+    """Write a tar response to `output` (through a temp file beside it, renamed at the end:
+    a failed transfer leaves no half file) or to stdout."""
+    if not output:
+        target = getattr(cli.stdout, "buffer", cli.stdout)
+        for chunk in resp.iter_chunks(1 << 20):
+            target.write(chunk)
+        target.flush()
+        return
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=".skiff-", dir=os.path.dirname(os.path.abspath(output)))
+    try:
+        with os.fdopen(fd, "wb") as target:
+            for chunk in resp.iter_chunks(1 << 20):
+                target.write(chunk)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, output)
+        tmp = None
+    finally:
+        if tmp:
+            os.unlink(tmp)
+
+
+def cmd_export(cli, opts, args) -> int:
+    from skiff.client.client import quote_path
+
+    if not opts.output and cli.isatty(cli.stdout):
+        raise StatusError(1, "cowardly refusing to save to a terminal. Use the -o flag or "
+                             "redirect")
+    client = cli.client()
+    with client.request("GET", f"/containers/{quote_path(args[0])}/export",
+                        stream=True) as resp:
+        _save_response(cli, resp, opts.output)
+    return 0

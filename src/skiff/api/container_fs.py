@@ -1,0 +1,109 @@
+"""A container's filesystem as images see it: `GET /containers/{id}/changes` (docker diff),
+`GET /containers/{id}/export` (a tar of its rootfs) and `POST /commit` (a new image)."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+
+from skiff.api.http import Request, StreamingResponse, json_response
+from skiff.engine import commit as commits
+from skiff.errors import InvalidArgument
+
+EXPORT_CHUNK = 1 << 20
+EXPORT_QUEUE = 8          # chunks buffered between the tar writer thread and the socket
+
+
+class _QueueWriter:
+    """A file-like sink for a writer thread: bytes gathered into chunks on a bounded queue."""
+
+    def __init__(self, q: queue.Queue, cancelled: threading.Event):
+        self.q, self.cancelled = q, cancelled
+        self.buf = bytearray()
+
+    def write(self, data) -> int:
+        self.buf += data
+        if len(self.buf) >= EXPORT_CHUNK:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self.buf:
+            chunk, self.buf = bytes(self.buf), bytearray()
+            while True:
+                if self.cancelled.is_set():
+                    raise BrokenPipeError("the client went away")
+                try:
+                    self.q.put(chunk, timeout=0.5)
+                    return
+                except queue.Full:
+                    continue
+
+
+_DONE = object()
+
+
+def stream_from_thread(produce) -> StreamingResponse:
+    """Run `produce(writer)` in a thread and stream what it writes. An error after the first
+    bytes can only end the stream early (the status line has gone)."""
+    q: queue.Queue = queue.Queue(EXPORT_QUEUE)
+    cancelled = threading.Event()
+
+    def run():
+        writer = _QueueWriter(q, cancelled)
+        try:
+            produce(writer)
+            writer.flush()
+            q.put(_DONE)
+        except BaseException as exc:  # handed to the response, which ends early
+            if not cancelled.is_set():
+                q.put(exc)
+
+    thread = threading.Thread(target=run, name="export", daemon=True)
+    thread.start()
+
+    async def body():
+        try:
+            while True:
+                item = await asyncio.to_thread(q.get)
+                if item is _DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancelled.set()
+
+    return StreamingResponse(body(), content_type="application/x-tar")
+
+
+def routes(engine):
+    async def changes(request: Request):
+        found = await asyncio.to_thread(commits.changes, engine, request.match["id"])
+        return json_response(found)
+
+    async def export(request: Request):
+        record = engine.containers.get(request.match["id"])  # 404 before the stream starts
+        return stream_from_thread(lambda out: commits.export(engine, record.id, out))
+
+    async def commit(request: Request):
+        container = request.arg("container") or ""
+        if not container:
+            raise InvalidArgument("No such container: ")
+        config = await request.json(None)
+        if config is not None and not isinstance(config, dict):
+            raise InvalidArgument("invalid JSON: the body must be a container config object")
+        image_id = await asyncio.to_thread(
+            commits.commit, engine, container, repo=request.arg("repo") or "",
+            tag=request.arg("tag") or "", comment=request.arg("comment") or "",
+            author=request.arg("author") or "", changes=request.query.get("changes") or [],
+            pause=request.flag("pause", True), config=config)
+        return json_response({"Id": image_id}, 201)
+
+    return [
+        ("GET", "/containers/{id}/changes", changes),
+        ("GET", "/containers/{id}/export", export),
+        ("POST", "/commit", commit),
+    ]
+
