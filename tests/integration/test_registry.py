@@ -125,6 +125,8 @@ def test_pull_streams_docker_progress(daemon, seeded):
     assert statuses[-1] == f"Status: Downloaded newer image for {seeded}:latest"
     image = sdk.images.get(f"{seeded}:latest")
     assert image.id == sdk.images.get("busybox").id
+    digest = [s for s in statuses if s.startswith("Digest: ")][0].split()[1]
+    assert f"{seeded}@{digest}" in image.attrs["RepoDigests"]
     again = list(sdk.api.pull(seeded, "latest", stream=True, decode=True))
     assert again[-1]["status"] == f"Status: Image is up to date for {seeded}:latest"
 

@@ -132,7 +132,7 @@ def test_corrupt_blob_is_refused_and_not_stored(daemon, pushed, proxy):
     assert "digest mismatch" in lines[-1].get("error", ""), lines
     assert sdk.images.list() == []
     blobs = os.path.join(daemon.root, "content", "blobs", "sha256")
-    assert os.listdir(blobs) == [] if os.path.isdir(blobs) else True
+    assert not os.path.isdir(blobs) or os.listdir(blobs) == [], os.listdir(blobs)
 
 
 def _push_platform_image(client: RegistryClient, store: ContentStore, layer_digest: str,

@@ -455,13 +455,17 @@ class ImageService:
     # -- lookups ------------------------------------------------------------------------------
 
     def _record(self, row) -> ImageRecord:
-        tags = sorted(reference.parse(r[0]).familiar() for r in self.db.query(
-            "SELECT reference FROM tags WHERE image_id = ?", (row["id"],)))
+        refs = [reference.parse(r[0]) for r in self.db.query(
+            "SELECT reference FROM tags WHERE image_id = ?", (row["id"],))]
+        tags = sorted(r.familiar() for r in refs)
+        # RepoDigests: each tagged repository at the manifest (or index) digest it came with
+        digest = row["manifest_digest"]
+        repo_digests = sorted({f"{r.familiar_name()}@{digest}" for r in refs}) if digest else []
         return ImageRecord(id=row["id"], repo_tags=tags, created=row["created"],
                            size=row["size"], config=json.loads(row["config"]),
                            manifest_digest=row["manifest_digest"],
                            layers=json.loads(row["layers"]), parent=row["parent"],
-                           top_chain_id=row["top_chain_id"])
+                           top_chain_id=row["top_chain_id"], repo_digests=repo_digests)
 
     def list(self) -> list[ImageRecord]:
         """Every image, newest first."""

@@ -270,7 +270,21 @@ def _commit(images, ref: reference.Reference, top_digest: str,
                 raise NotFound(f"layer {layer.digest} vanished during the pull; pull again")
         images._unpack(candidate, new_snapshots)
         images._commit([candidate])
+    record_digest(images, manifest.config.digest, top_digest)
     return images.get(str(ref) if tags else manifest.config.digest)
+
+
+def record_digest(images, image_id: str, digest: str) -> None:
+    """Remember the registry's digest for an image (pulled or pushed as it): RepoDigests.
+    An image keeps one manifest digest, the latest, where docker keeps one per repository."""
+    with images._lock:
+        with images.db.transaction() as cur:
+            row = cur.execute("SELECT manifest_digest FROM images WHERE id = ?",
+                              (image_id,)).fetchone()
+            cur.execute("UPDATE images SET manifest_digest = ? WHERE id = ?", (digest, image_id))
+        old = row[0] if row else None
+        if old and old != digest and not images._blob_used(old):
+            images.store.delete(old)      # the manifest blob it was loaded with
 
 
 def _discard(images, new_snapshots: list[str], digests: set[str]) -> None:

@@ -20,7 +20,7 @@ from skiff.registry import auth
 from skiff.registry import manifest as registry_manifest
 from skiff.wire import progress as wire_progress
 
-from skiff.engine.pull import RegistryOptions, client_for
+from skiff.engine.pull import RegistryOptions, client_for, record_digest
 
 Progress = Callable[[dict], None]
 PROGRESS_STEP = 512 * 1024
@@ -129,6 +129,7 @@ def _push_one(images, client, ref: reference.Reference, options: RegistryOptions
             client.upload_blob(repo, image.id, config_size, f)
     data, media_type = _manifest(image.id, config_size, layers)
     digest = client.put_manifest(repo, ref.tag, data, media_type)
+    record_digest(images, image.id, digest)
     emit(wire_progress.progress_message(
         f"{ref.tag}: digest: {digest} size: {len(data)}"))
     emit(wire_progress.aux_message({"Tag": ref.tag, "Digest": digest, "Size": len(data)}))
