@@ -46,3 +46,25 @@ def test_docker_run_it(daemon):
         pytest.skip("no docker CLI installed")
     env = dict(os.environ, DOCKER_HOST=daemon.host, TERM="xterm")
     drive_shell([docker, "run", "-it", "--rm", "busybox", "sh"], env)
+
+
+@pytest.mark.needs_docker
+def test_docker_detach_keys_leave_the_container_running(daemon):
+    docker = shutil.which("docker")
+    if not docker:
+        pytest.skip("no docker CLI installed")
+    env = dict(os.environ, DOCKER_HOST=daemon.host, TERM="xterm")
+    child = pexpect.spawn(docker, ["run", "-it", "--name", "detachable", "busybox", "sh"],
+                          env=env, timeout=20)
+    try:
+        child.expect(r"[#$] ")
+        child.sendcontrol("p")
+        child.sendcontrol("q")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    sdk = daemon.client()
+    try:
+        assert sdk.containers.get("detachable").status == "running"
+    finally:
+        sdk.containers.get("detachable").remove(force=True)

@@ -10,6 +10,7 @@ from skiff.api.http import HIJACKED, Request, Response, StreamingResponse, json_
 from skiff.errors import InvalidArgument
 from skiff.timefmt import human_duration, parse_rfc3339
 from skiff.wire import filters as wire_filters
+from skiff.wire.detach import DEFAULT_DETACH_KEYS, EscapeDetector, detach_sequence
 from skiff.wire.framing import encode_frame
 
 RAW_STREAM = "application/vnd.docker.raw-stream"
@@ -145,26 +146,51 @@ def routes(engine):
         want_stdin = request.flag("stdin")
         want_stdout = request.flag("stdout")
         want_stderr = request.flag("stderr")
+        try:
+            keys = detach_sequence(request.arg("detachKeys") or DEFAULT_DETACH_KEYS)
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from None
         record, stream = await containers.attach(request.match["id"], stdin=want_stdin)
         tty = record.config["Config"]["Tty"]
+        # docker detaches on the keys only with a terminal
+        detector = EscapeDetector(keys) if want_stdin and tty else None
         conn = await request.hijack(RAW_STREAM if tty else MULTIPLEXED_STREAM)
         if stream is None:  # the container ended between lookup and attach
             await conn.close()
             return HIJACKED
 
+        detached = asyncio.Event()
+
         async def pump_stdin():
             while True:
                 data = await conn.read()
                 if not data:
-                    stream.close_stdin()
+                    if conn.peer_gone():  # gone (or detached by its own keys): stdin stays
+                        detached.set()
+                    else:  # its input ended
+                        stream.close_stdin()
                     return
-                if want_stdin:
+                if detector is not None:
+                    data, done = detector.feed(data)
+                    if data:
+                        await stream.send_stdin(data)
+                    if done:  # the client leaves; the container runs on
+                        detached.set()
+                        return
+                elif want_stdin:
                     await stream.send_stdin(data)
 
         stdin_task = asyncio.ensure_future(pump_stdin())
+        detach_wait = asyncio.ensure_future(detached.wait())
         try:
             while True:
-                item = await stream.next()
+                next_item = asyncio.ensure_future(stream.next())
+                await asyncio.wait({next_item, detach_wait},
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if detached.is_set():
+                    next_item.cancel()
+                    break
+                item = next_item.result()
                 if item is None or item[0] == 3:
                     break
                 which, data = item
@@ -174,6 +200,7 @@ def routes(engine):
                     break
         finally:
             stdin_task.cancel()
+            detach_wait.cancel()
             stream.close()
             await conn.close()
         return HIJACKED

@@ -71,6 +71,20 @@ class Hijacked:
         except (ConnectionError, OSError):
             return b""
 
+    def peer_gone(self) -> bool:
+        """After read() returned b"": True if the client closed the whole connection, False
+        if it only half-closed (shut down its writing side, as clients do when their stdin
+        ends). A Unix socket whose peer is gone polls as hung up; a half-closed one does not.
+        """
+        import select
+
+        sock = self._writer.get_extra_info("socket")
+        if sock is None:
+            return True
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLHUP)
+        return any(events & select.POLLHUP for _, events in poller.poll(0))
+
     async def write(self, data: bytes) -> bool:
         """Send bytes; False once the client has gone."""
         if self._writer.is_closing():

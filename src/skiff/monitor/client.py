@@ -14,6 +14,7 @@ import time
 from skiff.errors import RuntimeFailure, Unavailable
 
 STREAM_EXIT = 3
+STDIN_DATA, STDIN_END = 0, 1
 
 
 class MonitorClient:
@@ -98,13 +99,14 @@ class MonitorClient:
     async def attach(self, cid: str, *, stdin: bool, before_start: bool) -> "AttachStream | None":
         reader, writer = await self._open()
         writer.write(json.dumps({"op": "attach", "id": cid, "stdin": stdin,
-                                 "before_start": before_start}).encode() + b"\n")
+                                 "before_start": before_start,
+                                 "stdin_framed": True}).encode() + b"\n")
         await writer.drain()
         reply = json.loads(await reader.readline() or b"{}")
         if not reply.get("ok"):
             writer.close()
             return None
-        return AttachStream(reader, writer, reply.get("tty", False))
+        return AttachStream(reader, writer, reply.get("tty", False), framed=True)
 
     async def events(self):
         """Yields one dict per container exit, for as long as the monitor runs."""
@@ -125,10 +127,15 @@ class MonitorClient:
 class AttachStream:
     """Frames from the monitor: (1|2, bytes) for output, (3, exit dict) at the end."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tty: bool):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tty: bool,
+                 framed: bool = False):
         self.reader = reader
         self.writer = writer
         self.tty = tty
+        # Framed stdin ([kind:1][size:4 BE][data]; kind 0 data, 1 end of input) tells "the
+        # client's input ended" apart from "the client went away" (detach keys): only the
+        # first closes the container's stdin.
+        self.framed = framed
 
     async def next(self) -> tuple[int, object] | None:
         try:
@@ -142,10 +149,14 @@ class AttachStream:
         return stream, data
 
     async def send_stdin(self, data: bytes) -> None:
-        self.writer.write(data)
+        self.writer.write(struct.pack(">BI", STDIN_DATA, len(data)) + data if self.framed
+                          else data)
         await self.writer.drain()
 
     def close_stdin(self) -> None:
+        if self.framed:
+            self.writer.write(struct.pack(">BI", STDIN_END, 0))
+            return
         if self.writer.can_write_eof():
             try:
                 self.writer.write_eof()

@@ -39,6 +39,7 @@ from skiff.timefmt import rfc3339_nano
 
 PR_SET_CHILD_SUBREAPER = 36
 STREAM_EXIT = 3
+STDIN_END = 1  # framed stdin from skiffd: [kind:1][size:4][data], kind 0 data, 1 end
 HIGH_WATER = 1 << 20  # bytes queued to one attached client before we stop reading output
 READ_SIZE = 64 * 1024
 
@@ -408,17 +409,30 @@ class Monitor:
         if req.get("stdout", True) or req.get("stderr", True):
             box.subscribers.add(writer)
         want_stdin = bool(req.get("stdin"))
+        framed = bool(req.get("stdin_framed"))
         try:
+            ended = False  # the client said its input ended (not merely: it went away)
             while True:
-                data = await reader.read(READ_SIZE)
-                if not data:
-                    break
-                if want_stdin:
+                if framed:
+                    try:
+                        kind, size = struct.unpack(">BI", await reader.readexactly(5))
+                        data = await reader.readexactly(size) if size else b""
+                    except asyncio.IncompleteReadError:
+                        break
+                    if kind == STDIN_END:
+                        ended = True
+                        break
+                else:
+                    data = await reader.read(READ_SIZE)
+                    if not data:
+                        ended = True
+                        break
+                if want_stdin and data:
                     if box.pid is None:
                         box.pending_stdin.append(data)
                     else:
                         self._write_stdin(box, data)
-            if want_stdin:
+            if want_stdin and ended:
                 if box.pid is None:  # stdin ended before start: apply it once started
                     box.stdin_eof_pending = True
                 elif box.stdin_once:
