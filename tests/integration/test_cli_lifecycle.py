@@ -1,0 +1,46 @@
+"""CLI smoke tests for restart, rename, stats, events, attach and container prune."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+
+def ok(result):
+    assert result.returncode == 0, result.stderr.decode()
+    return result.stdout.decode()
+
+
+def test_lifecycle_commands(daemon):
+    since = str(time.time())
+    ok(daemon.cli("run", "-d", "--name", "cli-lc", "busybox", "sleep", "60"))
+    try:
+        ok(daemon.cli("rename", "cli-lc", "cli-lc2"))
+        assert ok(daemon.cli("restart", "-t", "0", "cli-lc2")).strip() == "cli-lc2"
+        table = ok(daemon.cli("stats", "--no-stream", "cli-lc2"))
+        assert table.splitlines()[0].split()[:3] == ["CONTAINER", "ID", "NAME"]
+        assert "cli-lc2" in table
+        events = ok(daemon.cli("events", "--since", since, "--until", str(time.time() + 0.2),
+                               "--filter", "container=cli-lc2"))
+        assert " container rename " in events and " container restart " in events
+        ok(daemon.cli("create", "--name", "cli-dead", "busybox", "true"))
+        pruned = ok(daemon.cli("container", "prune", "-f"))
+        assert "Deleted Containers:" in pruned
+        assert daemon.cli("inspect", "cli-dead").returncode != 0
+        assert daemon.cli("inspect", "cli-lc2").returncode == 0
+    finally:
+        daemon.cli("rm", "-f", "cli-lc2")
+
+
+def test_attach_streams_output_until_exit(daemon):
+    ok(daemon.cli("run", "-d", "--name", "cli-att", "busybox", "sh", "-c",
+                  "sleep 0.5; echo from-attach; exit 4"))
+    try:
+        result = daemon.cli("attach", "--no-stdin", "cli-att")
+        assert result.stdout == b"from-attach\n"
+        assert result.returncode == 4
+    finally:
+        daemon.cli("rm", "-f", "cli-att")
