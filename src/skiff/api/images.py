@@ -1,4 +1,5 @@
-"""/images/...: list, load, inspect, remove; pull answers until the registry client exists."""
+"""/images/...: list (with filters), load, save, import, inspect, history, tag, remove, prune.
+`POST /images/create` imports with `fromSrc`; `fromImage` (pull) is api/distribution.py's."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import asyncio
 import tempfile
 
 from skiff.api.http import Request, Response, StreamingResponse, json_response
-from skiff.errors import NotFound, SkiffError
+from skiff.errors import InvalidArgument, NotFound, SkiffError
+from skiff.wire.filters import parse_filters, validate_filters
 from skiff.oci import reference
 from skiff.timefmt import parse_rfc3339
 from skiff.wire import progress
@@ -29,8 +31,9 @@ def image_inspect(image) -> dict:
     config = image.config or {}
     return {
         "Id": image.id, "RepoTags": list(image.repo_tags),
-        "RepoDigests": list(getattr(image, "repo_digests", []) or []), "Parent": "",
-        "Comment": "", "Created": image.created or config.get("created", ""),
+        "RepoDigests": list(getattr(image, "repo_digests", []) or []),
+        "Parent": getattr(image, "parent", None) or "", "Comment": config.get("comment", ""),
+        "Created": image.created or config.get("created", ""),
         "DockerVersion": "", "Author": config.get("author", ""),
         "Config": config.get("config") or {}, "Architecture": config.get("architecture", ""),
         "Os": config.get("os", ""), "Size": image.size, "VirtualSize": image.size,
@@ -41,11 +44,53 @@ def image_inspect(image) -> dict:
     }
 
 
+def _filtered(images, filters: dict) -> list:
+    """`GET /images/json` filters as docker has them: dangling, reference (glob on the
+    familiar name or name:tag), label / label!, before / since (another image), until."""
+    import fnmatch
+
+    from skiff.engine.image_ops import _matches
+
+    records = images.list()
+    for key in ("before", "since"):
+        for value in filters.get(key, []):
+            pivot = images.get(value)
+            pivot_t = parse_rfc3339(pivot.created) if pivot.created else 0
+            def keep(r, key=key, pivot_t=pivot_t):
+                t = parse_rfc3339(r.created) if r.created else 0
+                return t < pivot_t if key == "before" else t > pivot_t
+            records = [r for r in records if keep(r)]
+    if "dangling" in filters:
+        values = {v.lower() for v in filters["dangling"]}
+        if not values <= {"true", "false", "1", "0"}:
+            raise InvalidArgument(f"Invalid filter 'dangling={filters['dangling'][0]}'")
+        want = bool(values & {"true", "1"})
+        records = [r for r in records if (not r.repo_tags) == want]
+    if "reference" in filters:  # as docker: only the matching tags are listed
+        import dataclasses
+
+        def matching(r) -> list[str]:
+            out = []
+            for tag in r.repo_tags:
+                name = tag.rpartition(":")[0] if ":" in tag.rsplit("/", 1)[-1] else tag
+                if any(fnmatch.fnmatchcase(tag, p) or fnmatch.fnmatchcase(name, p)
+                       for p in filters["reference"]):
+                    out.append(tag)
+            return out
+        records = [dataclasses.replace(r, repo_tags=m) for r in records if (m := matching(r))]
+    rest = {k: v for k, v in filters.items() if k in ("label", "label!", "until")}
+    return [r for r in records if _matches(r, rest)]
+
+
 def routes(engine):
     images = engine.images
 
     async def list_(request: Request):
-        return json_response([image_summary(i) for i in images.list()])
+        filters = parse_filters(request.arg("filters"))
+        validate_filters(filters, {"dangling", "reference", "label", "label!", "before",
+                                   "since", "until"})
+        found = await asyncio.to_thread(_filtered, images, filters)
+        return json_response([image_summary(i) for i in found])
 
     async def inspect(request: Request):
         return json_response(image_inspect(images.get(request.match["name"])))
@@ -77,9 +122,93 @@ def routes(engine):
                                           force=request.flag("force"))
         return json_response(removed)
 
+    async def save(request: Request):
+        from skiff.api.container_fs import stream_from_thread
+        from skiff.engine import archive
+
+        names = request.query.get("names") or []
+        if "name" in request.match:
+            names = [request.match["name"]]
+        if not names:
+            raise InvalidArgument("no image names given")
+        selected = await asyncio.to_thread(archive.resolve_names, images, names)
+        return stream_from_thread(lambda out: archive.write_archive(images, selected, out))
+
+    async def tag(request: Request):
+        repo = request.arg("repo") or ""
+        if not repo:
+            raise InvalidArgument("repository name must be given")
+        tag_text = request.arg("tag") or ""
+        await asyncio.to_thread(images.tag, request.match["name"],
+                                f"{repo}:{tag_text}" if tag_text else repo)
+        return Response(201, b"", content_type="")
+
+    async def history(request: Request):
+        from skiff.engine import image_ops
+
+        found = await asyncio.to_thread(image_ops.history, images, request.match["name"])
+        return json_response(found)
+
+    async def prune(request: Request):
+        from skiff.engine import image_ops
+
+        filters = parse_filters(request.arg("filters"))
+        validate_filters(filters, {"dangling", "until", "label", "label!"})
+        result = await asyncio.to_thread(image_ops.prune, images, True, filters)
+        return json_response(result)
+
+    pull_handler: dict = {}  # distribution's handler for fromImage, made once
+
+    async def create(request: Request):
+        if request.arg("fromSrc") is None:
+            try:
+                from skiff.api import distribution
+            except ImportError:
+                raise InvalidArgument("fromImage or fromSrc is required") from None
+            if not pull_handler:
+                pull_handler.update(
+                    {(m, p): h for m, p, h in distribution.routes(engine)})
+            return await pull_handler[("POST", "/images/create")](request)
+        return await import_(request)
+
+    async def import_(request: Request):
+        from skiff.engine import image_ops
+
+        source = request.arg("fromSrc")
+        if source != "-":
+            await request.drain()
+            raise InvalidArgument(f"importing from {source!r} is not supported: send the "
+                                  "tarball in the request body (fromSrc=-)")
+        spool = tempfile.SpooledTemporaryFile(max_size=LOAD_SPOOL_LIMIT,
+                                              dir=engine.config.root)
+        try:
+            async for chunk in request.stream():
+                spool.write(chunk)
+            spool.seek(0)
+            try:
+                image_id = await asyncio.to_thread(
+                    image_ops.import_tarball, images, spool, repo=request.arg("repo") or "",
+                    tag=request.arg("tag") or "", changes=request.query.get("changes") or [],
+                    message=request.arg("message") or "")
+            except SkiffError as exc:
+                return json_response({"message": exc.message}, exc.status)
+        finally:
+            spool.close()
+
+        async def body():
+            yield progress.encode({"status": image_id})
+
+        return StreamingResponse(body())
+
     return [
         ("GET", "/images/json", list_),
         ("POST", "/images/load", load),
+        ("GET", "/images/get", save),
+        ("POST", "/images/prune", prune),
+        ("POST", "/images/create", create),
         ("GET", "/images/{name:.+}/json", inspect),
+        ("GET", "/images/{name:.+}/get", save),
+        ("GET", "/images/{name:.+}/history", history),
+        ("POST", "/images/{name:.+}/tag", tag),
         ("DELETE", "/images/{name:.+}", delete),
     ]

@@ -193,7 +193,8 @@ def commit(engine, ref: str, *, repo: str = "", tag: str = "", comment: str = ""
         try:
             with store.writer() as w:
                 pid = int(record.state.get("Pid") or 0)
-                if pause and record.state.get("Running") and pid > 0:
+                if pause and record.state.get("Running") and not \
+                        record.state.get("Paused") and pid > 0:
                     with _Freezer(pid):
                         snapdiff.write_layer(upper, w, lowers=lowers, exclude=exclude)
                 else:

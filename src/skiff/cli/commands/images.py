@@ -278,3 +278,141 @@ def cmd_export(cli, opts, args) -> int:
                         stream=True) as resp:
         _save_response(cli, resp, opts.output)
     return 0
+
+
+# -- save, tag, history, prune, import ---------------------------------------------------------
+
+
+def cmd_save(cli, opts, args) -> int:
+    if not opts.output and cli.isatty(cli.stdout):
+        raise StatusError(1, "cowardly refusing to save to a terminal. Use the -o flag or "
+                             "redirect")
+    client = cli.client()
+    with client.request("GET", "/images/get", {"names": list(args)}, stream=True) as resp:
+        _save_response(cli, resp, opts.output)
+    return 0
+
+
+def cmd_tag(cli, opts, args) -> int:
+    from skiff.cli import refs
+    from skiff.client.client import quote_path
+
+    try:
+        ref = refs.parse(args[1], default_tag=False)
+    except ValueError as exc:
+        raise StatusError(1, str(exc)) from None
+    if ref.digest:
+        raise StatusError(1, "refusing to create a tag with a digest reference")
+    cli.client().post(f"/images/{quote_path(args[0])}/tag",
+                      {"repo": ref.familiar_name(), "tag": ref.tag or "latest"})
+    return 0
+
+
+HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+                   "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
+HISTORY_DEFAULT = ("table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}"
+                   "\t{{.Comment}}")
+
+
+def cmd_history(cli, opts, args) -> int:
+    from skiff.cli import format as fmt
+    from skiff.cli.commands.containers import render_rows
+    from skiff.client.client import quote_path
+
+    entries = cli.client().get(f"/images/{quote_path(args[0])}/history") or []
+    trunc = not opts.no_trunc
+    now = time.time()
+    rows = []
+    for e in entries:
+        ident = e.get("Id") or ""
+        created = e.get("Created") or 0
+        created_by = (e.get("CreatedBy") or "").replace("\t", " ")
+        if trunc and len(created_by) > 45:
+            created_by = created_by[:44] + "…"
+        size = e.get("Size") or 0
+        rows.append({
+            "ID": ident if ident == "<missing>" else fmt.short_id(ident, trunc),
+            "CreatedSince": fmt.ago(created, now) if opts.human else
+            time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(created)),
+            "CreatedAt": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(created)),
+            "CreatedBy": created_by,
+            "Size": fmt.human_size(size) if opts.human else str(size),
+            "Comment": e.get("Comment") or "",
+        })
+    if opts.quiet:
+        for row in rows:
+            cli.out(row["ID"])
+        return 0
+    render_rows(cli, rows, opts.format, HISTORY_DEFAULT, HISTORY_HEADERS)
+    return 0
+
+
+def cmd_image_prune(cli, opts, args) -> int:
+    from skiff.cli import format as fmt
+    from skiff.cli.commands.containers import filters_param
+
+    if not opts.force:
+        warning = ("WARNING! This will remove all images without at least one container "
+                   "associated to them." if opts.all else
+                   "WARNING! This will remove all dangling images.")
+        cli.out(warning)
+        cli.out("Are you sure you want to continue? [y/N] ", end="")
+        try:
+            cli.stdout.flush()
+        except (AttributeError, OSError):
+            pass
+        answer = (cli.stdin.readline() if cli.stdin else "").strip().lower()
+        if answer not in ("y", "yes"):
+            return 0
+    values = list(opts.filter)
+    values.append("dangling=false" if opts.all else "dangling=true")
+    result = cli.client().post("/images/prune", {"filters": filters_param(values)}) or {}
+    deleted = result.get("ImagesDeleted") or []
+    if deleted:
+        cli.out("Deleted Images:")
+        for item in deleted:
+            for key in ("Untagged", "Deleted"):
+                if item.get(key):
+                    cli.out(f"{key.lower()}: {item[key]}")
+        cli.out("")
+    cli.out(f"Total reclaimed space: {fmt.human_size(result.get('SpaceReclaimed') or 0)}")
+    return 0
+
+
+def cmd_import(cli, opts, args) -> int:
+    from skiff.cli import refs
+
+    source = args[0]
+    params = {"fromSrc": "-", "changes": list(opts.change) or None,
+              "message": opts.message or None}
+    if len(args) > 1:
+        try:
+            ref = refs.parse(args[1], default_tag=False)
+        except ValueError as exc:
+            raise StatusError(1, str(exc)) from None
+        params["repo"] = ref.familiar_name()
+        params["tag"] = ref.tag or None
+    if source == "-":
+        body = getattr(cli.stdin, "buffer", cli.stdin)
+        headers = {"Content-Type": "application/x-tar"}
+    elif "://" in source:
+        raise StatusError(1, f"importing from a URL is not supported: {source}")
+    else:
+        try:
+            body = open(source, "rb")
+        except OSError as exc:
+            raise StatusError(1, f"open {source}: {exc.strerror.lower()}") from None
+        headers = {"Content-Type": "application/x-tar",
+                   "Content-Length": str(os.fstat(body.fileno()).st_size)}
+    try:
+        with cli.client().request("POST", "/images/create", params, body=body,
+                                  headers=headers, stream=True) as resp:
+            for message in resp.iter_json():
+                if message.get("error"):
+                    raise StatusError(1, message["error"])
+                if message.get("status"):
+                    cli.out(message["status"])
+    finally:
+        if source != "-":
+            body.close()
+    return 0
