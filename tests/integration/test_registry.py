@@ -65,7 +65,7 @@ class Registry:
                 self.proc.wait()
 
 
-def load_as(daemon, test_images, name: str) -> None:
+def load_as(daemon, test_images, name: str, *more: str) -> None:
     """Load the busybox test image under another name (the API has no tag endpoint yet):
     the same archive with its manifest.json's RepoTags rewritten."""
     import io
@@ -78,7 +78,7 @@ def load_as(daemon, test_images, name: str) -> None:
             if info.name == "manifest.json":
                 doc = json.loads(data)
                 for entry in doc:
-                    entry["RepoTags"] = [name]
+                    entry["RepoTags"] = [name, *more]
                 data = json.dumps(doc).encode()
                 info.size = len(data)
             dst.addfile(info, io.BytesIO(data) if data is not None else None)
@@ -253,3 +253,49 @@ def test_cli_login_push_logout(daemon, private_registry, test_images, tmp_path):
     assert not auth.load_credentials(host, str(path))
     denied = cli("push", f"{host}/team/cli:v2")
     assert denied.returncode != 0 and b"unauthorized" in denied.stderr
+
+
+def _docker_cli(daemon, tmp_path):
+    path = shutil.which("docker")
+    if not path:
+        pytest.skip("no docker CLI installed")
+    env = dict(os.environ, DOCKER_HOST=daemon.host, DOCKER_CONFIG=str(tmp_path / "docker"))
+    env.pop("DOCKER_CONTEXT", None)
+    return lambda *a, **kw: subprocess.run([path, *a], env=env, capture_output=True,
+                                           timeout=60, **kw)
+
+
+def test_docker_cli_pull_push_login_against_skiffd(daemon, seeded, private_registry,
+                                                   test_images, tmp_path):
+    docker = _docker_cli(daemon, tmp_path)
+    sdk = daemon.client()
+    for img in sdk.images.list():
+        sdk.images.remove(img.id, force=True)
+    pulled = docker("pull", f"{seeded}:latest")
+    assert pulled.returncode == 0, pulled.stderr
+    assert b"Pull complete" in pulled.stdout and b"Digest: sha256:" in pulled.stdout
+    assert f"Status: Downloaded newer image for {seeded}:latest".encode() in pulled.stdout
+    missing = docker("pull", f"{seeded}:nosuch")
+    assert missing.returncode != 0
+    assert b"manifest unknown" in missing.stderr
+    ran = docker("run", "--rm", f"{seeded}:latest", "echo", "via docker")
+    assert ran.returncode == 0 and ran.stdout == b"via docker\n", ran.stderr
+    host = private_registry.host
+    login = docker("login", "-u", "alice", "--password-stdin", host, input=b"s3cret\n")
+    assert login.returncode == 0, login.stderr
+    load_as(daemon, test_images, f"{host}/team/dockercli:v3")
+    pushed = docker("push", f"{host}/team/dockercli:v3")
+    assert pushed.returncode == 0, pushed.stderr
+    assert b"v3: digest: sha256:" in pushed.stdout
+
+
+def test_skopeo_reads_what_skiff_pushed(daemon, seeded, tmp_path):
+    if not shutil.which("skopeo"):
+        pytest.skip("skopeo is not installed")
+    out = tmp_path / "oci"
+    result = subprocess.run(["skopeo", "copy", "--src-tls-verify=false",
+                             f"docker://{seeded}:latest", f"oci:{out}:latest"],
+                            capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    index = json.load(open(out / "index.json"))
+    assert index["manifests"][0]["digest"].startswith("sha256:")

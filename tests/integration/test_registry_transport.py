@@ -262,3 +262,33 @@ def _start_tls(r: Registry) -> None:
             if r.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("docker-registry (TLS) did not start")
             time.sleep(0.05)
+
+
+def test_chunked_upload(registry, tmp_path):
+    import io
+    data = os.urandom(2_500_000)
+    digest = digest_of(data)
+    client = RegistryClient(hosts.endpoint_for(registry.host), certs_dir=None)
+    assert not client.blob_exists("t/chunked", digest)
+    assert client.upload_blob("t/chunked", digest, len(data), io.BytesIO(data),
+                              chunk_size=1_000_000) == "pushed"
+    assert client.blob_exists("t/chunked", digest)
+    store = ContentStore(tmp_path)
+    client.fetch_blob("t/chunked", oci_image.Descriptor(oci_image.OCI_LAYER, digest, len(data)),
+                      store)
+    assert store.read_bytes(digest) == data
+    # a chunked upload whose bytes do not match the digest is refused by the registry
+    with pytest.raises(Exception, match="digest"):
+        client.upload_blob("t/chunked", "sha256:" + "0" * 64, len(data), io.BytesIO(data),
+                           chunk_size=1_000_000)
+    client.close()
+
+
+def test_push_mounts_blobs_from_another_repository(daemon, pushed, registry, test_images):
+    """The image is also tagged in t/busybox, which the registry holds: its layers are
+    mounted across repositories instead of uploaded."""
+    load_as(daemon, test_images, f"{registry.host}/t/copy:1", pushed)
+    lines = list(daemon.client().api.push(f"{registry.host}/t/copy", "1", stream=True,
+                                          decode=True))
+    assert not [l for l in lines if "error" in l], lines
+    assert any(l.get("status") == "Mounted from t/busybox" for l in lines), lines

@@ -44,6 +44,7 @@ class RegistryOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     config_path: str | None = None        # docker-style config.json with stored credentials
     retries: int = 5
+    upload_chunk_size: int | None = None   # None: monolithic uploads (one PUT per blob)
     # None: any registry. Otherwise only loopback and these domains are ever contacted (the
     # test suite's daemons are given "" so that they never leave the machine).
     allowed: tuple[str, ...] | None = None
@@ -51,7 +52,8 @@ class RegistryOptions:
     @classmethod
     def from_environment(cls, environ: dict) -> "RegistryOptions":
         """For entry points: SKIFF_REGISTRY_ALLOW (comma-separated domains; "" = loopback
-        only), SKIFF_INSECURE_REGISTRIES, SKIFF_MAX_CONCURRENT_DOWNLOADS."""
+        only), SKIFF_INSECURE_REGISTRIES, SKIFF_MAX_CONCURRENT_DOWNLOADS, SKIFF_UPLOAD_CHUNK_SIZE (bytes;
+        chunked uploads)."""
         options = cls()
         if "SKIFF_REGISTRY_ALLOW" in environ:
             options.allowed = tuple(x.strip() for x in environ["SKIFF_REGISTRY_ALLOW"]
@@ -59,6 +61,8 @@ class RegistryOptions:
         if environ.get("SKIFF_INSECURE_REGISTRIES"):
             options.insecure = [x.strip() for x in environ["SKIFF_INSECURE_REGISTRIES"]
                                 .split(",") if x.strip()]
+        if (environ.get("SKIFF_UPLOAD_CHUNK_SIZE") or "").isdigit():
+            options.upload_chunk_size = int(environ["SKIFF_UPLOAD_CHUNK_SIZE"]) or None
         if (environ.get("SKIFF_MAX_CONCURRENT_DOWNLOADS") or "").isdigit():
             options.concurrency = max(1, int(environ["SKIFF_MAX_CONCURRENT_DOWNLOADS"]))
         return options

@@ -106,6 +106,9 @@ def _push_one(images, client, ref: reference.Reference, options: RegistryOptions
                            f"the image again to push it")
     for layer in reversed(layers):
         emit(wire_progress.progress_message("Preparing", _short(layer["diffID"])))
+    # another repository of this registry that holds the image: its blobs can be mounted
+    mount_from = next((r.path for r in (reference.parse(t) for t in image.repo_tags)
+                       if r.domain == ref.domain and r.path != repo), None)
 
     def one(layer: dict) -> None:
         sid = _short(layer["diffID"])
@@ -116,8 +119,12 @@ def _push_one(images, client, ref: reference.Reference, options: RegistryOptions
         with store.open(digest) as f:
             body = _Counting(f, lambda done: emit(wire_progress.progress_message(
                 "Pushing", sid, done, size)))
-            client.upload_blob(repo, digest, size, body)
-        emit(wire_progress.progress_message("Pushed", sid))
+            how = client.upload_blob(repo, digest, size, body, mount_from=mount_from,
+                                     chunk_size=options.upload_chunk_size)
+        if how == "mounted":
+            emit(wire_progress.progress_message(f"Mounted from {mount_from}", sid))
+        else:
+            emit(wire_progress.progress_message("Pushed", sid))
 
     with ThreadPoolExecutor(max_workers=max(1, options.concurrency),
                             thread_name_prefix="skiff-push") as pool:

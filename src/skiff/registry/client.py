@@ -150,7 +150,7 @@ class RegistryClient:
         with self._lock:
             token = self._tokens.get(key)
         if token is None or not token.valid():
-            token = self._fetch_token(c, [scope] if scope else [])
+            token = self._fetch_token(c, scope.split() if scope else [])
             with self._lock:
                 self._tokens[key] = token
         return "Bearer " + token.value
@@ -246,8 +246,10 @@ class RegistryClient:
                 raise RegistryUnavailable(f"{method} {parts.geturl()}: {e}") from None
         return resp
 
-    def _error(self, resp: http.client.HTTPResponse, what: str) -> SkiffError:
-        body = resp.read(manifest.MAX_ERROR_BODY + 1)
+    def _error(self, resp: http.client.HTTPResponse, what: str,
+               body: bytes | None = None) -> SkiffError:
+        if body is None:
+            body = resp.read(manifest.MAX_ERROR_BODY + 1)
         errors = manifest.parse_errors(body)
         detail = str(errors[0]) if errors else f"{resp.status} {resp.reason}"
         codes = {e.code for e in errors}
@@ -341,41 +343,66 @@ class RegistryClient:
         raise self._error(resp, f"blob {digest}")
 
     def upload_blob(self, repository: str, digest: str, size: int, fileobj: BinaryIO,
-                    *, mount_from: str | None = None) -> str:
-        """Monolithic upload (POST, then one PUT with the body); with `mount_from` a
-        cross-repository mount is tried first. Returns "mounted" or "pushed"."""
+                    *, mount_from: str | None = None, chunk_size: int | None = None) -> str:
+        """Upload a blob: monolithic (POST, then one PUT with the body) or, with `chunk_size`,
+        in PATCH chunks closed by an empty PUT. With `mount_from` (another repository of the
+        same registry) a cross-repository mount is tried first. Returns "mounted" or
+        "pushed"."""
         scope = auth.repository_scope(repository, ("pull", "push"))
         path = f"/v2/{repository}/blobs/uploads/"
         if mount_from:
             path += f"?mount={digest}&from={quote(mount_from, safe='/')}"
+            scope += " " + auth.repository_scope(mount_from)
         resp = self.request("POST", path, scope=scope, headers={"Content-Length": "0"},
                             body=b"")
-        resp.read()
+        body = resp.read()
         if resp.status == 201:
             return "mounted"
         if resp.status != 202:
-            raise self._error(resp, f"upload of {digest}")
+            raise self._error(resp, f"upload of {digest}", body)
+        location = self._location(resp)
+        if chunk_size and size > chunk_size:
+            offset = 0
+            while offset < size:
+                chunk = fileobj.read(min(chunk_size, size - offset))
+                if not chunk:
+                    raise InvalidArgument(f"blob {digest} ended at {offset} of {size} bytes")
+                resp = self.request("PATCH", location, scope=scope, body=chunk, follow=False,
+                                    headers={"Content-Type": "application/octet-stream",
+                                             "Content-Length": str(len(chunk)),
+                                             "Content-Range":
+                                                 f"{offset}-{offset + len(chunk) - 1}"})
+                answer = resp.read()
+                if resp.status != 202:
+                    raise self._error(resp, f"upload of {digest}", answer)
+                offset += len(chunk)
+                location = self._location(resp)
+            body, length = b"", 0
+        else:
+            body, length = fileobj, size
+        location += ("&" if "?" in location else "?") + f"digest={quote(digest)}"
+        resp = self.request("PUT", location, scope=scope, body=body, follow=False,
+                            headers={"Content-Type": "application/octet-stream",
+                                     "Content-Length": str(length)})
+        answer = resp.read()
+        if resp.status != 201:
+            raise self._error(resp, f"upload of {digest}", answer)
+        return "pushed"
+
+    def _location(self, resp) -> str:
         location = resp.getheader("Location") or ""
         if not location:
             raise RegistryUnavailable("registry gave no upload location")
-        location = urljoin(f"{self.scheme()}://{self.endpoint.host}/", location)
-        location += ("&" if "?" in location else "?") + f"digest={quote(digest)}"
-        resp = self.request("PUT", location, scope=scope, body=fileobj, follow=False,
-                            headers={"Content-Type": "application/octet-stream",
-                                     "Content-Length": str(size)})
-        resp.read()
-        if resp.status != 201:
-            raise self._error(resp, f"upload of {digest}")
-        return "pushed"
+        return urljoin(f"{self.scheme()}://{self.endpoint.host}/", location)
 
     def put_manifest(self, repository: str, ref: str, data: bytes, media_type: str) -> str:
         scope = auth.repository_scope(repository, ("pull", "push"))
         resp = self.request("PUT", f"/v2/{repository}/manifests/{ref}", scope=scope,
                             body=data, headers={"Content-Type": media_type,
                                                 "Content-Length": str(len(data))})
-        resp.read()
+        answer = resp.read()
         if resp.status != 201:
-            raise self._error(resp, f"manifest for {repository}:{ref}")
+            raise self._error(resp, f"manifest for {repository}:{ref}", answer)
         from skiff.oci.digest import digest_of
         return resp.getheader("Docker-Content-Digest") or digest_of(data)
 
