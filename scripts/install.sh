@@ -26,6 +26,10 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 
+# qemu, a Debian kernel and a cached initramfs, for the tests that run on a pure cgroup v2
+# hierarchy inside a throw-away VM (this machine's cgroups are v1).
+"$here/scripts/cgroup2-vm.sh" --setup
+
 # Python packages: skiff itself (editable, from this checkout) and the test tools, in a
 # virtualenv of skiff's own: its commands start without scanning the system's site-packages
 # (the CLI's start-up counts in every command), and nothing of the system's Python changes.
