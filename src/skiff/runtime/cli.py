@@ -12,7 +12,7 @@ the exit status is 1, except for `run`, which exits with the container's status 
 import os
 import sys
 
-VERBS = ("create", "start", "state", "kill", "delete", "run")
+VERBS = ("create", "start", "state", "kill", "delete", "run", "exec")
 
 # option -> (attribute, takes a value)
 _GLOBAL = {
@@ -34,9 +34,15 @@ _VERB_OPTS = {
             "--detach": ("detach", False), "-d": ("detach", False),
             "--no-pivot": ("no_pivot", False), "--no-new-keyring": ("no_new_keyring", False),
             "--preserve-fds": ("preserve_fds", True), "--keep": ("keep", False)},
+    "exec": {"--process": ("process", True), "-p": ("process", True),
+             "--tty": ("tty", False), "-t": ("tty", False), "--detach": ("detach", False),
+             "-d": ("detach", False), "--pid-file": ("pid_file", True),
+             "--console-socket": ("console_socket", True), "--cwd": ("cwd", True),
+             "--env": ("env", True), "-e": ("env", True), "--user": ("user", True),
+             "-u": ("user", True)},
 }
 _POSITIONALS = {"create": (1, 1), "start": (1, 1), "state": (1, 1), "kill": (1, 2),
-                "delete": (1, 1), "run": (1, 1)}
+                "delete": (1, 1), "run": (1, 1), "exec": (1, 1 << 20)}
 
 USAGE = ("usage: skiff-runtime [--root DIR] [--log FILE] [--log-format text|json] "
          "{create,start,state,kill,delete,run} ...")
@@ -67,6 +73,8 @@ class Options:
         self.no_new_keyring = False
         self.preserve_fds = None
         self.keep = False
+        self.process = self.cwd = self.env = self.user = None
+        self.tty = False
 
 
 def _take(table, argv, i, opts):
@@ -81,6 +89,8 @@ def _take(table, argv, i, opts):
                 raise UsageError(f"option {name} needs a value")
             i += 1
             value = argv[i]
+        if attr == "env":  # repeatable
+            value = (getattr(opts, "env", None) or []) + [value]
         setattr(opts, attr, value)
     else:
         if eq:
@@ -113,14 +123,15 @@ def parse(argv) -> Options:
         if arg == "--":
             opts.args.extend(argv[i + 1:])
             break
-        if arg.startswith("-") and len(arg) > 1 and not (verb == "kill" and opts.args):
+        if arg.startswith("-") and len(arg) > 1 and not (verb in ("kill", "exec") and opts.args):
             i = _take(table, argv, i, opts)
         else:
             opts.args.append(arg)
             i += 1
     low, high = _POSITIONALS[verb]
     if not low <= len(opts.args) <= high:
-        raise UsageError(f"{verb}: expected {'ID' if high == 1 else 'ID [SIGNAL]'}")
+        raise UsageError(f"{verb}: expected {'ID' if high == 1 else 'ID [SIGNAL]'}"
+                         if verb != "exec" else "exec: expected ID [ARGS...]")
     return opts
 
 

@@ -202,8 +202,21 @@ def _via_intermediate(plan, ctx, stdio, r, w) -> int:
         line += chunk
     if not line.startswith(b"P"):
         failure = _parse_failure(line) or {"message": "pid namespace helper failed"}
+        _reap_named(r)  # the init reported before the helper named it: reap it still
         raise RuntimeFailure(failure["message"], failure.get("code", 125))
     return int(line[1:])
+
+
+def _reap_named(r) -> None:
+    """Reap the process whose "P<pid>" line the (exited) helper left in the pipe, if any."""
+    os.set_blocking(r, False)
+    try:
+        rest = os.read(r, 65536)
+    except OSError:
+        rest = b""
+    for part in rest.split(b"\n"):
+        if part.startswith(b"P") and part[1:].isdigit():
+            _reap(int(part[1:]))
 
 
 def _send(fd, failure: dict) -> None:

@@ -1,0 +1,260 @@
+"""The monitor's `exec` ops: processes started inside a running container (docker exec).
+
+  exec        {id, exec_id, process, tty, stdin, detach}  -> {pid} | {error, exit_code}, then
+              frames [stream:1][size:4 BE][data] (1 stdout, 2 stderr, 3 exit JSON) to the
+              client and raw stdin bytes from it (a half-close is EOF on the process's stdin)
+  exec_resize {exec_id, height, width}  -> {ok}
+
+The process is the monitor's child (runtime.exec_process clones it with CLONE_PARENT), reaped
+through a pidfd. Its output goes to the client that asked for it, never to the container's
+log (as docker does); a client that goes away leaves the process running, its output read
+and dropped. With `detach` its stdio is /dev/null (or a pty nobody reads but us).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import os
+import socket
+
+from skiff.monitor.server import READ_SIZE, STREAM_EXIT, frame
+
+
+class ExecProcess:
+    def __init__(self, exec_id: str, cid: str, tty: bool):
+        self.id = exec_id
+        self.cid = cid
+        self.tty = tty
+        self.pid: int | None = None
+        self.stdin_fd: int | None = None      # pipe write end, or the pty master
+        self.output_fds: dict[int, int] = {}  # fd -> stream
+        self.writer: asyncio.StreamWriter | None = None
+        self.status: int | None = None
+        self.done: asyncio.Future | None = None
+
+
+def _registry(monitor) -> dict:
+    table = getattr(monitor, "_execs", None)
+    if table is None:
+        table = monitor._execs = {}
+    return table
+
+
+async def handle(monitor, op: str, req: dict, reader, writer) -> None:
+    if op == "exec_resize":
+        proc = _registry(monitor).get(req.get("exec_id", ""))
+        if proc is not None and proc.tty and proc.stdin_fd is not None:
+            from skiff.linux.tty import set_size
+            try:
+                set_size(proc.stdin_fd, int(req["height"]), int(req["width"]))
+            except OSError:
+                pass
+        writer.write(b'{"ok": true}\n')
+        await writer.drain()
+        return
+    await _exec(monitor, req, reader, writer)
+
+
+def _start(monitor, req: dict) -> ExecProcess | dict:
+    from skiff.errors import RuntimeFailure
+    from skiff.runtime.exec import exec_process
+
+    box = monitor.boxes.get(req.get("id", ""))
+    if box is None or box.pid is None or box.exit is not None:
+        return {"error": f"container {req.get('id')} is not running", "exit_code": 126}
+    proc = ExecProcess(req["exec_id"], box.id, bool(req.get("tty")))
+    detach = bool(req.get("detach"))
+    process = dict(req.get("process") or {}, terminal=proc.tty)
+    child_fds: list[int] = []
+    console = None
+    try:
+        if proc.tty:
+            console, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            child_fds.append(theirs.detach())
+            pid = exec_process(box.bundle, box.id, box.pid, process,
+                               console_socket=child_fds[-1])
+            _msg, fds, _flags, _addr = socket.recv_fds(console, 16, 1, socket.MSG_DONTWAIT)
+            if not fds:
+                os.kill(pid, 9)
+                raise RuntimeFailure("the runtime sent no terminal", 125)
+            proc.stdin_fd = fds[0]
+            proc.output_fds[fds[0]] = 1
+        else:
+            if req.get("stdin") and not detach:
+                stdin_r, proc.stdin_fd = os.pipe()
+            else:
+                stdin_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            child_fds.append(stdin_r)
+            if detach:
+                out_w = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+                err_w = os.dup(out_w)
+                child_fds += [out_w, err_w]
+            else:
+                out_r, out_w = os.pipe()
+                err_r, err_w = os.pipe()
+                child_fds += [out_w, err_w]
+                proc.output_fds[out_r] = 1
+                proc.output_fds[err_r] = 2
+            pid = exec_process(box.bundle, box.id, box.pid, process,
+                               stdio=(stdin_r, out_w, err_w))
+    except RuntimeFailure as exc:
+        _close_all(proc)
+        return {"error": exc.message, "exit_code": exc.exit_code}
+    except Exception as exc:  # a bug or an OS failure: answer, never die
+        _close_all(proc)
+        return {"error": f"monitor: exec: {exc}", "exit_code": 126}
+    finally:
+        for fd in child_fds:
+            os.close(fd)
+        if console is not None:
+            console.close()
+    proc.pid = pid
+    return proc
+
+
+def _close_all(proc: ExecProcess) -> None:
+    for fd in list(proc.output_fds):
+        if fd != proc.stdin_fd:
+            os.close(fd)
+    proc.output_fds.clear()
+    if proc.stdin_fd is not None:
+        try:
+            os.close(proc.stdin_fd)
+        except OSError:
+            pass
+        proc.stdin_fd = None
+
+
+async def _exec(monitor, req: dict, reader, writer) -> None:
+    loop = monitor.loop
+    started = _start(monitor, req)
+    if isinstance(started, dict):
+        writer.write(json.dumps(started).encode() + b"\n")
+        await writer.drain()
+        return
+    proc = started
+    table = _registry(monitor)
+    table[proc.id] = proc
+    proc.writer = writer
+    proc.done = loop.create_future()
+    writer.write(json.dumps({"pid": proc.pid}).encode() + b"\n")
+    for fd in proc.output_fds:
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, _on_output, proc, fd)
+    if proc.stdin_fd is not None and not proc.tty:
+        os.set_blocking(proc.stdin_fd, False)
+    pidfd = os.pidfd_open(proc.pid)
+    loop.add_reader(pidfd, _on_exit, loop, proc, pidfd)
+    want_stdin = bool(req.get("stdin"))
+
+    async def pump_stdin():
+        while True:
+            data = await reader.read(READ_SIZE)
+            if not data:
+                break
+            if want_stdin:
+                await _write_stdin(proc, data)
+        if want_stdin:
+            _close_stdin(proc)
+
+    pump = asyncio.ensure_future(pump_stdin())
+    try:
+        await proc.done
+    finally:
+        pump.cancel()
+        table.pop(proc.id, None)
+        if not writer.is_closing():
+            writer.write(frame(STREAM_EXIT, json.dumps({"exit_code": proc.status}).encode()))
+            writer.close()
+
+
+def _send(proc: ExecProcess, stream: int, data: bytes) -> None:
+    writer = proc.writer
+    if writer is not None and not writer.is_closing():
+        writer.write(frame(stream, data))
+
+
+def _on_output(proc: ExecProcess, fd: int) -> None:
+    try:
+        data = os.read(fd, READ_SIZE)
+    except BlockingIOError:
+        return
+    except OSError as exc:  # EIO: the pty's last slave closed
+        if exc.errno != errno.EIO:
+            raise
+        data = b""
+    if not data:
+        asyncio.get_running_loop().remove_reader(fd)
+        del proc.output_fds[fd]
+        if fd != proc.stdin_fd:
+            os.close(fd)
+        _maybe_finish(proc)
+        return
+    _send(proc, proc.output_fds[fd], data)
+
+
+def _on_exit(loop, proc: ExecProcess, pidfd: int) -> None:
+    loop.remove_reader(pidfd)
+    os.close(pidfd)
+    try:
+        _, status = os.waitpid(proc.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+    except ChildProcessError:
+        code = 255
+    proc.status = 128 - code if code < 0 else code
+    _maybe_finish(proc)
+
+
+def _maybe_finish(proc: ExecProcess) -> None:
+    """Done once the process is reaped and its output read (a pty: drained now, since
+    children of the process may hold the slave open)."""
+    if proc.status is None or proc.done.done():
+        return
+    if proc.output_fds and not proc.tty:
+        return
+    loop = asyncio.get_running_loop()
+    for fd in list(proc.output_fds):
+        loop.remove_reader(fd)
+        while True:
+            try:
+                data = os.read(fd, READ_SIZE)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            _send(proc, 1, data)
+    proc.output_fds.clear()
+    if proc.stdin_fd is not None:
+        try:
+            os.close(proc.stdin_fd)
+        except OSError:
+            pass
+        proc.stdin_fd = None
+    proc.done.set_result(proc.status)
+
+
+async def _write_stdin(proc: ExecProcess, data: bytes) -> None:
+    view = memoryview(data)
+    while view and proc.stdin_fd is not None:
+        try:
+            n = os.write(proc.stdin_fd, view)
+            view = view[n:]
+        except BlockingIOError:
+            await asyncio.sleep(0.005)  # the process reads slowly
+        except OSError:  # EPIPE: it closed its stdin
+            return
+
+
+def _close_stdin(proc: ExecProcess) -> None:
+    if proc.stdin_fd is None:
+        return
+    if proc.tty:  # a terminal has no EOF of its own: a typed Ctrl-D
+        try:
+            os.write(proc.stdin_fd, b"\x04")
+        except OSError:
+            pass
+        return
+    os.close(proc.stdin_fd)
+    proc.stdin_fd = None

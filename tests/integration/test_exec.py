@@ -1,0 +1,230 @@
+"""exec, top, pause and unpause on real containers, through skiffd: the skiff CLI, the docker
+CLI and the Docker SDK."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.root
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def ctr(daemon):
+    """One long-running container for the module (exec is cheap; containers are not)."""
+    client = daemon.client()
+    c = client.containers.run("busybox", ["sh", "-c", "trap 'exit 0' TERM; "
+                                          "while true; do sleep 1; done"],
+                              detach=True, environment={"FROM_RUN": "yes"},
+                              working_dir="/tmp", hostname="exechost")
+    try:
+        yield c
+    finally:
+        c.remove(force=True)
+
+
+def status_fields(text: str) -> dict:
+    return dict(ln.split(":\t", 1) for ln in text.splitlines() if ":\t" in ln)
+
+
+def test_exec_joins_the_container(daemon, ctr):
+    r = daemon.cli("exec", ctr.id, "sh", "-c", "id; hostname; cat /proc/1/cmdline; echo; "
+                   "ls /proc | grep '^[0-9]' | tr '\\n' ' '; echo; echo $FROM_RUN; pwd")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.decode().splitlines()
+    assert lines[0].startswith("uid=0(root) gid=0(root)")
+    assert lines[1] == "exechost"
+    assert lines[2].replace("\0", " ").startswith("sh -c trap")
+    pids = [int(p) for p in lines[3].split()]
+    assert min(pids) == 1 and max(pids) < 100 and len(pids) < 10  # no host processes
+    assert lines[4:] == ["yes", "/tmp"]
+
+
+def test_exec_env_cwd_user(daemon, ctr):
+    r = daemon.cli("exec", "-e", "FOO=bar", "-e", "FROM_RUN=over", "-w", "/etc", "-u",
+                   "nobody", ctr.id, "sh", "-c", "echo $FOO $FROM_RUN; pwd; id -u; id -g")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().split() == ["bar", "over", "/etc", "65534", "65534"]
+    r = daemon.cli("exec", "-u", "1000:1001", ctr.id, "id")
+    assert r.stdout.decode().startswith("uid=1000 gid=1001"), r.stdout
+
+
+def test_exec_exit_codes(daemon, ctr):
+    assert daemon.cli("exec", ctr.id, "true").returncode == 0
+    assert daemon.cli("exec", ctr.id, "sh", "-c", "exit 3").returncode == 3
+    r = daemon.cli("exec", ctr.id, "nosuch")
+    assert r.returncode == 127
+    assert (b'OCI runtime exec failed: exec failed: unable to start container process: exec: '
+            b'"nosuch": executable file not found in $PATH: unknown') in r.stdout + r.stderr
+    assert daemon.cli("exec", ctr.id, "/etc/passwd").returncode == 126
+    r = daemon.cli("exec", "-w", "/nonexistent", ctr.id, "true")
+    assert r.returncode != 0 and b"chdir to cwd" in r.stdout + r.stderr
+
+
+def test_exec_stdin_and_detach(daemon, ctr):
+    r = daemon.cli("exec", "-i", ctr.id, "sh", "-c", "tr a-z A-Z; echo done >&2",
+                   input=b"hello exec\n")
+    assert r.returncode == 0
+    assert r.stdout == b"HELLO EXEC\n"
+    assert r.stderr == b"done\n"
+    r = daemon.cli("exec", "-d", ctr.id, "sh", "-c", "echo detached > /tmp/marker")
+    assert r.returncode == 0 and r.stdout == b""
+    for _ in range(100):
+        if daemon.cli("exec", ctr.id, "cat", "/tmp/marker").stdout == b"detached\n":
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the detached exec did not run")
+
+
+def test_exec_privileges_match_the_container(daemon, ctr):
+    pid = daemon.client().api.inspect_container(ctr.id)["State"]["Pid"]
+    init = status_fields(open(f"/proc/{pid}/status").read())
+    r = daemon.cli("exec", ctr.id, "cat", "/proc/self/status")
+    mine = status_fields(r.stdout.decode())
+    for key in ("CapEff", "CapPrm", "CapBnd", "Seccomp", "NoNewPrivs"):
+        assert mine[key] == init[key], key
+    assert mine["Seccomp"] == "2"
+    r = daemon.cli("exec", "--privileged", ctr.id, "cat", "/proc/self/status")
+    privileged = status_fields(r.stdout.decode())
+    assert int(privileged["CapEff"], 16) > int(init["CapEff"], 16)
+    assert privileged["CapEff"] == status_fields(open("/proc/self/status").read())["CapBnd"]
+    assert privileged["Seccomp"] == "2"  # the container's filter still applies
+
+
+def test_exec_errors(daemon):
+    client = daemon.client()
+    stopped = client.containers.create("busybox", ["true"])
+    try:
+        r = daemon.cli("exec", stopped.id, "true")
+        assert r.returncode == 1
+        assert f"Container {stopped.id} is not running".encode() in r.stderr
+    finally:
+        stopped.remove(force=True)
+    r = daemon.cli("exec", "nosuchcontainer", "true")
+    assert r.returncode == 1 and b"No such container: nosuchcontainer" in r.stderr
+
+
+def test_exec_tty_through_a_pty(daemon, ctr):
+    pexpect = pytest.importorskip("pexpect")
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"), TERM="xterm")
+    child = pexpect.spawn(sys.executable, ["-m", "skiff.cli.main", "-H", daemon.host, "exec",
+                                           "-it", ctr.id, "sh"],
+                          env=env, dimensions=(33, 101), timeout=20)
+    try:
+        child.expect(r"[#$] ")
+        child.sendline("tty; stty size; echo $TERM; echo $((6*7))")
+        child.expect(r"/dev/pts/\d+")
+        child.expect(r"33 101")
+        child.expect(r"xterm")
+        child.expect(r"42")
+        child.expect(r"[#$] ")
+        child.setwinsize(40, 120)
+        child.sendline("stty size")
+        child.expect(r"40 120")
+        child.expect(r"[#$] ")
+        child.sendline("exit 5")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 5
+
+
+def test_docker_sdk_exec_run(daemon, ctr):
+    c = daemon.client().containers.get(ctr.id)
+    result = c.exec_run(["sh", "-c", "echo out; echo err >&2; exit 4"])
+    assert result.exit_code == 4
+    assert b"out" in result.output and b"err" in result.output
+    result = c.exec_run("hostname", environment={"X": "1"})
+    assert (result.exit_code, result.output) == (0, b"exechost\n")
+    out, err = c.exec_run(["sh", "-c", "echo o; echo e >&2"], demux=True).output
+    assert (out, err) == (b"o\n", b"e\n")
+    exec_id = daemon.client().api.exec_create(ctr.id, ["true"])["Id"]
+    assert len(exec_id) == 64
+    assert exec_id in daemon.client().api.inspect_container(ctr.id)["ExecIDs"]
+    daemon.client().api.exec_start(exec_id)
+    info = daemon.client().api.exec_inspect(exec_id)
+    assert info["ExitCode"] == 0 and info["Running"] is False
+    assert info["ContainerID"] == ctr.id and info["ProcessConfig"]["entrypoint"] == "true"
+
+
+@pytest.mark.needs_docker
+def test_docker_cli_exec(daemon, ctr):
+    docker = shutil.which("docker")
+    if not docker:
+        pytest.skip("no docker CLI installed")
+    env = dict(os.environ, DOCKER_HOST=daemon.host)
+
+    def run(*args, input=None):
+        return subprocess.run([docker, *args], env=env, capture_output=True, input=input,
+                              timeout=60)
+
+    r = run("exec", ctr.id, "sh", "-c", "echo hi; hostname; exit 3")
+    assert (r.returncode, r.stdout) == (3, b"hi\nexechost\n"), r.stderr
+    r = run("exec", "-i", "-e", "A=b", ctr.id, "sh", "-c", "cat; echo $A", input=b"in\n")
+    assert (r.returncode, r.stdout) == (0, b"in\nb\n"), r.stderr
+    r = run("exec", ctr.id, "nosuch")
+    assert r.returncode == 127, r
+    assert b"executable file not found in $PATH" in r.stdout + r.stderr
+    assert run("exec", "-d", ctr.id, "sleep", "1").returncode == 0
+    r = run("top", ctr.id)
+    assert r.returncode == 0 and b"PID" in r.stdout, r.stderr
+
+
+def test_top(daemon, ctr):
+    client = daemon.client()
+    top = client.api.top(ctr.id)
+    assert top["Titles"][:2] == ["UID", "PID"]
+    commands = [p[-1] for p in top["Processes"]]
+    assert any(c.startswith("sh -c trap") for c in commands), commands
+    assert all(int(p[1]) != os.getpid() for p in top["Processes"])
+    top = client.api.top(ctr.id, ps_args="-o pid,comm")
+    assert top["Titles"] == ["PID", "COMMAND"]
+    assert {p[1] for p in top["Processes"]} <= {"sh", "sleep"}
+    r = daemon.cli("top", ctr.id)
+    assert r.returncode == 0 and r.stdout.decode().split()[:2] == ["UID", "PID"]
+
+
+def test_pause_and_unpause(daemon):
+    client = daemon.client()
+    c = client.containers.run("busybox", ["sh", "-c", "i=0; while true; do i=$((i+1)); "
+                                          "echo $i > /tmp/n.new; mv /tmp/n.new /tmp/n; usleep 10000; done"],
+                              detach=True)
+    try:
+        time.sleep(0.2)
+        r = daemon.cli("pause", c.id)
+        assert r.returncode == 0, r.stderr
+        state = client.api.inspect_container(c.id)["State"]
+        assert (state["Status"], state["Paused"], state["Running"]) == ("paused", True, True)
+        frozen = open(f"/proc/{state['Pid']}/status").read()
+        assert "State:\tD" in frozen or "State:\tS" in frozen or "State:\tT" in frozen
+        before = _read_counter(state["Pid"])
+        time.sleep(0.3)
+        assert _read_counter(state["Pid"]) == before  # no progress while paused
+        r = daemon.cli("pause", c.id)
+        assert r.returncode == 1 and f"Container {c.id} is already paused".encode() in r.stderr
+        r = daemon.cli("exec", c.id, "true")
+        assert r.returncode == 1 and b"is paused" in r.stderr
+        assert daemon.cli("unpause", c.id).returncode == 0
+        state = client.api.inspect_container(c.id)["State"]
+        assert (state["Status"], state["Paused"]) == ("running", False)
+        first = _read_counter(state["Pid"])
+        time.sleep(0.3)
+        assert _read_counter(state["Pid"]) > first  # it runs again
+        assert c.exec_run("true").exit_code == 0
+        r = daemon.cli("unpause", c.id)
+        assert r.returncode == 1 and f"Container {c.id} is not paused".encode() in r.stderr
+    finally:
+        c.remove(force=True)
+
+
+def _read_counter(pid: int) -> int:
+    """The counter file, read from the host through the init's root (exec would block)."""
+    with open(f"/proc/{pid}/root/tmp/n") as f:
+        return int(f.read() or 0)
