@@ -156,3 +156,44 @@ def test_join_another_containers_namespaces(box):
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         runtime.cleanup(bundle, cid)
+
+
+def test_init_reaps_orphans_and_passes_the_exit_status(box):
+    script = ("echo pid=$$; (sleep 0.1 &); sleep 0.5; "
+              "echo zombies=$(grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l); "
+              "echo ppid=$(sed -n 's/^PPid:.//p' /proc/$$/status); exit 3")
+    code, out, _t, _k = box.run(["sh", "-c", script], {"Init": True})
+    assert code == 3, out
+    assert "pid=2" in out and "ppid=1" in out and "zombies=0" in out
+    code, out, _t, _k = box.run(["sh", "-c", "kill -9 $$"], {"Init": True})
+    assert code == 137
+    code, out, _t, _k = box.run(["sh", "-c", "echo pid=$$"])
+    assert "pid=1" in out
+
+
+def test_init_forwards_signals(box):
+    import select
+    from skiff import runtime
+    bundle, cid, _w = box.bundle(
+        ["sh", "-c", "trap 'echo got-term; exit 7' TERM; echo ready; "
+                     "while :; do sleep 0.05; done"], {"Init": True})
+    r, w = os.pipe()
+    pid = None
+    try:
+        try:
+            pid = runtime.spawn(bundle, cid, stdio=(None, w, w))
+        finally:
+            os.close(w)
+        assert select.select([r], [], [], 10)[0]
+        assert os.read(r, 100).startswith(b"ready")
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+        pid = None
+        assert os.waitstatus_to_exitcode(status) == 7
+        assert b"got-term" in os.read(r, 100)
+    finally:
+        os.close(r)
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        runtime.cleanup(bundle, cid)

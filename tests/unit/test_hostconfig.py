@@ -386,3 +386,18 @@ def test_build_spec_applies_host_config():
     assert spec["linux"]["resources"]["pids"] == {"limit": 5}
     assert spec["linux"]["resources"]["memory"]["limit"] == 64 * MiB
     assert len(warnings) == 1
+
+
+def test_init_is_an_annotation_that_puts_a_fork_before_the_exec():
+    from skiff.runtime import plan, steps
+    from tests.unit.test_runtime_plan import v1_host
+    spec, _ = translate({"Init": True})
+    assert spec["annotations"]["org.skiff.init"] == "true"
+    spec["linux"]["cgroupsPath"] = "skiff/x"
+    built = plan.build(spec, bundle="/b", container_id="x", host=v1_host())
+    assert [type(s) for s in built.steps[-3:]] == [steps.SetCapabilities, steps.ForkInit,
+                                                   steps.Exec]
+    plain, _ = translate({})
+    plain["linux"]["cgroupsPath"] = "skiff/x"
+    built = plan.build(plain, bundle="/b", container_id="x", host=v1_host())
+    assert not any(isinstance(s, steps.ForkInit) for s in built.steps)

@@ -19,7 +19,7 @@ OomKillDisable, OomScoreAdj, NanoCpus, CpuShares, CpuPeriod, CpuQuota, CpusetCpu
 CpusetMems, PidsLimit, BlkioWeight, BlkioWeightDevice, BlkioDevice{Read,Write}{Bps,IOps},
 ShmSize, Ulimits, CapAdd, CapDrop, Privileged, SecurityOpt (no-new-privileges,
 seccomp=unconfined|JSON profile), ReadonlyRootfs, Tmpfs, Devices, DeviceCgroupRules,
-GroupAdd (numeric), Sysctls, IpcMode, PidMode, UTSMode.
+GroupAdd (numeric), Sysctls, IpcMode, PidMode, UTSMode, Init.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ MIN_MEMORY = 6 * 1024 * 1024          # docker's linuxMinMemory
 MIN_CPU_SHARES, MAX_CPU_SHARES = 2, 262144
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 SECCOMP_ANNOTATION = "org.skiff.seccomp"
+INIT_ANNOTATION = "org.skiff.init"   # --init: skiff-runtime keeps PID 1 as a reaper
 
 # docker's opts.ValidateSysctl: these names, and everything below these prefixes, belong to a
 # namespace the container owns (kernel.* and fs.mqueue.*: IPC; net.*: network).
@@ -249,6 +250,8 @@ def apply(spec: dict, hc: dict | None, *, facts=None, lookup=None) -> list[str]:
     _devices(spec, hc, facts, privileged)
     _groups(spec, hc)
     _sysctls(spec, hc)
+    if hc.get("Init"):
+        spec.setdefault("annotations", {})[INIT_ANNOTATION] = "true"
     return warnings
 
 

@@ -392,6 +392,58 @@ def _load_seccomp(step, ctx):
     _seccomp.load(ctx.programs[step.key], step.flags)
 
 
+def _fork_init(step, ctx):
+    import signal
+    forwarded = [s for s in signal.valid_signals()
+                 if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD)]
+    # blocked before the fork, so that no signal meets PID 1 without its handling; the
+    # child unblocks them again before it execs
+    signal.pthread_sigmask(signal.SIG_BLOCK, forwarded + [signal.SIGCHLD])
+    child = os.fork()
+    if child == 0:
+        os.setpgid(0, 0)
+        if os.isatty(0):
+            old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+            try:
+                os.tcsetpgrp(0, os.getpid())
+            except OSError:
+                pass
+            signal.signal(signal.SIGTTOU, old)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        return
+    _reaper(child, forwarded + [signal.SIGCHLD])
+
+
+def _reaper(child, waited) -> None:
+    """PID 1 of an `--init` container. Never returns."""
+    import signal
+    code = 255
+    try:
+        # the report pipe, the exec fifo, the console socket: the child holds its own
+        # copies, and spawn() learns of the exec from the pipe closing
+        os.closerange(3, 65536)
+        while True:
+            signo = signal.sigwaitinfo(waited).si_signo
+            if signo != signal.SIGCHLD:
+                try:
+                    os.kill(child, signo)
+                except ProcessLookupError:
+                    pass
+                continue
+            while True:
+                try:
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    os._exit(code)
+                if pid == 0:
+                    break
+                if pid == child:
+                    status = os.waitstatus_to_exitcode(status)
+                    os._exit(128 - status if status < 0 else status)
+    finally:
+        os._exit(code)
+
+
 def _exec(step, ctx):
     env = {}
     for item in step.env:
@@ -416,7 +468,8 @@ HANDLERS = {
     S.OomScoreAdj: _oom_score_adj, S.Umask: _umask, S.DropBounding: _drop_bounding,
     S.SetUser: _set_user, S.SetCapabilities: _set_capabilities, S.SetAmbient: _set_ambient,
     S.NoNewPrivs: _no_new_privs, S.Chdir: _chdir, S.ResolveCommand: _resolve_command,
-    S.WaitStart: _wait_start, S.LoadSeccomp: _load_seccomp, S.Exec: _exec,
+    S.WaitStart: _wait_start, S.LoadSeccomp: _load_seccomp, S.ForkInit: _fork_init,
+    S.Exec: _exec,
 }
 
 

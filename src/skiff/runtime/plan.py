@@ -19,6 +19,9 @@ Annotation `org.skiff.rootfs.mounts` (a JSON list of {"destination", "type", "so
 "options"}) names mounts made onto root.path first, inside the container's mount namespace,
 so that an overlay rootfs disappears with the container. `org.skiff.seccomp` = "unconfined"
 turns the default filter off (docker's `--security-opt seccomp=unconfined`).
+`org.skiff.init` = "true" (docker's `--init`) keeps the container's first process as PID 1,
+a reaper that forwards signals, and execs the command in a child (step ForkInit): no init
+binary is needed in the image or on the host. Other runtimes ignore the annotation.
 """
 
 import json
@@ -34,6 +37,7 @@ from . import steps as S
 
 ROOTFS_MOUNTS_ANNOTATION = "org.skiff.rootfs.mounts"
 SECCOMP_ANNOTATION = "org.skiff.seccomp"
+INIT_ANNOTATION = "org.skiff.init"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Created in /dev whatever config.json says (the runtime spec's default devices).
@@ -264,6 +268,8 @@ def build(config: dict, *, bundle: str, container_id: str, host, console: bool =
         steps.append(S.LoadSeccomp(seccomp[0], flags))
     if final_caps is not None:
         steps.append(final_caps)
+    if annotations.get(INIT_ANNOTATION) == "true":
+        steps.append(S.ForkInit())
     steps.append(S.Exec(tuple(args), tuple(env)))
 
     return Plan(rootfs=rootfs, clone_flags=clone_flags, pid_ns_path=pid_ns_path,

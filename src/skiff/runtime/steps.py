@@ -276,6 +276,18 @@ class LoadSeccomp(Step):
         return "load seccomp filter"
 
 
+class ForkInit(Step):
+    """`--init`: fork; the child goes on to exec the command (in its own process group, the
+    terminal's foreground one), and this process stays PID 1: it reaps every process
+    re-parented to it, forwards the signals it gets to the child, and exits with the child's
+    status (128 + N when signal N killed it), as tini does. Confined like the command: it
+    comes after the capabilities and the seccomp filter."""
+    __slots__ = ()
+
+    def describe(self):
+        return "start the init"
+
+
 class Exec(Step):
     __slots__ = ("args", "env")
 
