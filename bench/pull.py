@@ -2,13 +2,15 @@
 """Cold pull of a ~150 MB multi-layer image from a loopback registry: skiff beside `docker pull`
 and `podman pull` (each with a private daemon/root, as bench/run.py starts them).
 
-    python3 bench/pull.py [--runs 3] [--engines skiff,docker,podman] [--size-mb 150]
+    python3 bench/pull.py [--runs 3] [--engines skiff,docker,podman] [--size-mb 150] [--push]
 
 The image (6 layers, part random and part compressible data, so gzip has real work) is built
 once under /var/tmp/skiff-bench-pull and copied into a `docker-registry` started here on
 127.0.0.1 with skopeo (which gzips the layers as registries usually serve them). Each run
 removes the image first, so every pull downloads, verifies, decompresses and unpacks every
-layer. Prints a table and writes the figures as JSON under bench/results/.
+layer. With --push, the same archive is loaded into each engine under a second registry's
+name and pushed there (the registry emptied before each run), beside `skopeo copy`.
+Prints a table and writes the figures as JSON under bench/results/.
 """
 
 from __future__ import annotations
@@ -89,10 +91,20 @@ def free_port() -> int:
 
 
 class Registry:
-    def __enter__(self):
-        self.dir = tempfile.mkdtemp(prefix="registry-bench-")
-        self.port = free_port()
+    """docker-registry on 127.0.0.1:PORT; `restart()` gives it empty storage on the same port."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
         self.host = f"127.0.0.1:{self.port}"
+        self.proc = None
+        self.dir = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def start(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="registry-bench-")
         config = os.path.join(self.dir, "config.yml")
         with open(config, "w") as f:
             f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
@@ -106,12 +118,45 @@ class Registry:
                 break
             except OSError:
                 time.sleep(0.05)
-        return self
 
-    def __exit__(self, *exc):
+    def stop(self) -> None:
         os.kill(self.proc.pid, signal.SIGTERM)
         self.proc.wait(timeout=30)
         subprocess.run(["rm", "-rf", self.dir])
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def renamed_archive(archive: str, name: str) -> str:
+    """The archive with its RepoTags set to `name` (so that every engine loads it under the
+    name it pushes)."""
+    out_path = archive[:-4] + "-" + name.replace("/", "_").replace(":", "_") + ".tar"
+    if os.path.exists(out_path):
+        return out_path
+    with tarfile.open(archive) as src, tarfile.open(out_path + ".tmp", "w") as dst:
+        for info in src:
+            data = src.extractfile(info).read() if info.isreg() else None
+            if info.name == "manifest.json":
+                doc = json.loads(data)
+                doc[0]["RepoTags"] = [name]
+                data = json.dumps(doc).encode()
+                info.size = len(data)
+            dst.addfile(info, io.BytesIO(data) if data is not None else None)
+    os.replace(out_path + ".tmp", out_path)
+    return out_path
+
+
+def push_cmds(engine, ref: str):
+    """(load, push) commands of an engine; the archive is loaded under `ref`."""
+    if engine.name == "podman":
+        return (engine.cli + ["load", "-q", "-i"],
+                engine.cli + ["push", "-q", "--tls-verify=false", ref])
+    return engine.cli + ["load", "-q", "-i"], engine.cli + ["push", "-q", ref]
 
 
 def pull_cmds(engine, ref: str):
@@ -128,6 +173,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--engines", default="skiff,docker,podman")
     parser.add_argument("--size-mb", type=int, default=150)
+    parser.add_argument("--push", action="store_true", help="time pushes too")
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     args = parser.parse_args()
     os.makedirs(WORK, exist_ok=True)
@@ -163,6 +209,37 @@ def main() -> None:
                 s = stats(times)
                 s["MB_per_s"] = round(compressed / 1e6 / (s["median_ms"] / 1000), 1)
                 results[name] = {"pull": s}
+    push_results = {}
+    if args.push:
+        with Registry() as dest:
+            ref = f"{dest.host}/bench/pushed:latest"
+            pushed_archive = renamed_archive(archive, ref)
+            for name in args.engines.split(",") + ["skopeo"]:
+                if name == "skopeo":
+                    times = []
+                    for _ in range(args.runs):
+                        dest.restart()
+                        start = time.perf_counter()
+                        sh(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                            f"docker-archive:{pushed_archive}", f"docker://{ref}"])
+                        times.append((time.perf_counter() - start) * 1000)
+                    push_results[name] = stats(times)
+                    continue
+                cls = engines[name]
+                if hasattr(cls, "available") and not cls.available():
+                    continue
+                with cls() as engine:
+                    env = getattr(engine, "env", None)
+                    load, push = push_cmds(engine, ref)
+                    subprocess.run(load + [pushed_archive], env=env, check=True,
+                                   stdout=subprocess.DEVNULL)
+                    times = []
+                    for _ in range(args.runs):
+                        dest.restart()
+                        start = time.perf_counter()
+                        subprocess.run(push, env=env, check=True, stdout=subprocess.DEVNULL)
+                        times.append((time.perf_counter() - start) * 1000)
+                    push_results[name] = stats(times)
     print(f"\nimage: {args.size_mb} MB in {len(LAYER_SHARES)} layers, "
           f"{compressed / 1e6:.0f} MB compressed")
     print(f"{'engine':8} {'cold pull':>12}  {'MB/s':>7}   min..max")
@@ -175,11 +252,17 @@ def main() -> None:
             if peer in results:
                 ratio = results[peer]["pull"]["median_ms"] / results["skiff"]["pull"]["median_ms"]
                 print(f"skiff throughput / {peer}: {ratio:.2f}x")
+    if push_results:
+        print(f"\n{'engine':8} {'push':>12}   min..max   (docker, podman and skopeo gzip the "
+              f"layers; skiff sends them as stored)")
+        for name, st in push_results.items():
+            print(f"{name:8} {st['median_ms']:>9} ms   {st['min_ms']}..{st['max_ms']} ms")
     os.makedirs(args.out, exist_ok=True)
     out = os.path.join(args.out, time.strftime("pull-%Y%m%d-%H%M%S.json"))
     with open(out, "w") as f:
         json.dump({"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "size_mb": args.size_mb,
-                   "compressed_bytes": compressed, "results": results}, f, indent=1)
+                   "compressed_bytes": compressed, "results": results,
+                   "push": push_results}, f, indent=1)
     print(f"figures written to {out}")
 
 

@@ -292,3 +292,37 @@ def test_push_mounts_blobs_from_another_repository(daemon, pushed, registry, tes
                                           decode=True))
     assert not [l for l in lines if "error" in l], lines
     assert any(l.get("status") == "Mounted from t/busybox" for l in lines), lines
+
+
+def test_docker_hub_mirror(registry, test_images, tmp_path):
+    """`busybox` is fetched from a configured mirror (the first one, unreachable, is
+    skipped); Docker Hub itself is never contacted."""
+    import shutil as _shutil
+    from skiff.engine import images as engine_images
+    from skiff.engine import pull as engine_pull
+    from skiff.errors import SkiffError
+    from skiff.snapshot import Snapshotter
+    from skiff.store import MetadataDB
+    if not _shutil.which("skopeo"):
+        pytest.skip("skopeo is not installed")
+    subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+                    f"docker-archive:{test_images}/busybox.tar",
+                    f"docker://{registry.host}/library/busybox:latest"], check=True)
+    root = str(tmp_path / "root")
+    os.makedirs(root)
+    service = engine_images.ImageService(ContentStore(root), MetadataDB(f"{root}/skiff.db"),
+                                         Snapshotter(root))
+    dead = f"http://127.0.0.1:{_free_port()}"
+    options = engine_pull.RegistryOptions(mirrors=[dead, f"http://{registry.host}"],
+                                          allowed=(), certs_dir=None)
+    record = engine_pull.pull(service, "busybox", options=options)
+    assert record.repo_tags == ["busybox:latest"]
+    with pytest.raises(SkiffError, match="not in this daemon's allowed registries"):
+        engine_pull.pull(service, "busybox:other",
+                         options=engine_pull.RegistryOptions(allowed=(), mirrors=[dead]))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

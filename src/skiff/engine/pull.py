@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from skiff.errors import InvalidArgument, NotFound
+from skiff.errors import InvalidArgument, NotFound, SkiffError
 from skiff.oci import image as oci_image
 from skiff.oci import reference
 from skiff.registry import auth, hosts
@@ -45,6 +45,7 @@ class RegistryOptions:
     config_path: str | None = None        # docker-style config.json with stored credentials
     retries: int = 5
     upload_chunk_size: int | None = None   # None: monolithic uploads (one PUT per blob)
+    mirrors: list[str] = field(default_factory=list)   # Docker Hub mirrors, tried in order
     # None: any registry. Otherwise only loopback and these domains are ever contacted (the
     # test suite's daemons are given "" so that they never leave the machine).
     allowed: tuple[str, ...] | None = None
@@ -53,7 +54,7 @@ class RegistryOptions:
     def from_environment(cls, environ: dict) -> "RegistryOptions":
         """For entry points: SKIFF_REGISTRY_ALLOW (comma-separated domains; "" = loopback
         only), SKIFF_INSECURE_REGISTRIES, SKIFF_MAX_CONCURRENT_DOWNLOADS, SKIFF_UPLOAD_CHUNK_SIZE (bytes;
-        chunked uploads)."""
+        chunked uploads), SKIFF_REGISTRY_MIRRORS (comma-separated URLs)."""
         options = cls()
         if "SKIFF_REGISTRY_ALLOW" in environ:
             options.allowed = tuple(x.strip() for x in environ["SKIFF_REGISTRY_ALLOW"]
@@ -61,6 +62,9 @@ class RegistryOptions:
         if environ.get("SKIFF_INSECURE_REGISTRIES"):
             options.insecure = [x.strip() for x in environ["SKIFF_INSECURE_REGISTRIES"]
                                 .split(",") if x.strip()]
+        if environ.get("SKIFF_REGISTRY_MIRRORS"):
+            options.mirrors = [x.strip() for x in environ["SKIFF_REGISTRY_MIRRORS"].split(",")
+                               if x.strip()]
         if (environ.get("SKIFF_UPLOAD_CHUNK_SIZE") or "").isdigit():
             options.upload_chunk_size = int(environ["SKIFF_UPLOAD_CHUNK_SIZE"]) or None
         if (environ.get("SKIFF_MAX_CONCURRENT_DOWNLOADS") or "").isdigit():
@@ -92,6 +96,18 @@ def client_for(ref: reference.Reference, options: RegistryOptions,
                           retries=options.retries)
 
 
+def mirror_client(url: str, options: RegistryOptions) -> RegistryClient:
+    """A client for a mirror URL (`https://mirror.example`, `http://127.0.0.1:5000`); plain
+    HTTP only where the host may use it (loopback, insecure registries)."""
+    from urllib.parse import urlsplit
+    parts = urlsplit(url if "://" in url else f"https://{url}")
+    host = parts.netloc
+    secure = parts.scheme == "https" or not hosts.is_insecure(host, options.insecure)
+    return RegistryClient(hosts.Endpoint(host, secure, host), None,
+                          certs_dir=options.certs_dir, retries=options.retries,
+                          scheme="http" if parts.scheme == "http" else None)
+
+
 def _short(digest: str) -> str:
     return digest.partition(":")[2][:12]
 
@@ -114,8 +130,22 @@ class Pull:
         self.manifest: oci_image.Manifest | None = None
 
     def resolve(self) -> None:
+        """Fetch the manifest (from a Docker Hub mirror first, when configured: docker's
+        `registry-mirrors`; a mirror that fails or lacks the image is skipped)."""
         ref = self.ref
+        if ref.domain == reference.DEFAULT_DOMAIN:
+            for mirror in self.options.mirrors:
+                try:
+                    self.client = mirror_client(mirror, self.options)
+                    self._resolve()
+                    return
+                except SkiffError:
+                    continue
         self.client = client_for(ref, self.options, self.credentials)
+        self._resolve()
+
+    def _resolve(self) -> None:
+        ref = self.ref
         try:
             self.top = self.client.get_manifest(ref.path, ref.digest or ref.tag,
                                                 expected_digest=ref.digest)

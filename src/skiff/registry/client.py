@@ -47,14 +47,15 @@ _NET_ERRORS = (OSError, http.client.HTTPException)
 class RegistryClient:
     def __init__(self, endpoint: Endpoint, credentials: auth.Credentials | None = None, *,
                  certs_dir: str | None = DEFAULT_CERTS_DIR, timeout: float = 60.0,
-                 retries: int = 5, backoff: float = 0.2):
+                 retries: int = 5, backoff: float = 0.2, scheme: str | None = None):
         self.endpoint = endpoint
         self.credentials = credentials or auth.Credentials()
         self.certs_dir = certs_dir
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
-        self._scheme: str | None = "https" if endpoint.secure else None
+        # https; for an insecure endpoint, found on first use unless given ("http")
+        self._scheme: str | None = "https" if endpoint.secure else scheme
         self._local = threading.local()
         self._lock = threading.Lock()
         self._challenge: auth.Challenge | None = None
