@@ -335,8 +335,30 @@ def test_devices_and_device_cgroup_rules():
 def test_group_add():
     spec, _ = translate({"GroupAdd": ["10", 20]})
     assert spec["process"]["user"]["additionalGids"] == [10, 20]
-    with pytest.raises(InvalidArgument, match="Unable to find group audio"):
+    with pytest.raises(InvalidArgument, match="Unable to find group audio: no matching "
+                                              "entries in group file"):
         translate({"GroupAdd": ["audio"]})
+    spec = oci_spec.default_spec(["sh"], [])
+    hostconfig.apply(spec, {"GroupAdd": ["audio", "7"]}, facts=Facts(),
+                     group_file="root:x:0:\n# comment\naudio:x:29:\nlp:x:7:\n")
+    assert spec["process"]["user"]["additionalGids"] == [29, 7]
+
+
+def test_group_names_come_from_the_images_layers(tmp_path):
+    lower1, lower2, upper = (tmp_path / n for n in ("l1", "l2", "up"))
+    for d in (lower1, lower2, upper):
+        (d / "etc").mkdir(parents=True)
+    (lower2 / "etc" / "group").write_text("root:x:0:\nstaff:x:50:\n")
+    mounts = [{"destination": "/", "type": "overlay", "source": "overlay",
+               "options": [f"lowerdir={lower1}:{lower2}", f"upperdir={upper}",
+                           "workdir=/w"]}]
+    spec = bundle.build_spec(args=["sh"], env=[], cwd="/", user=(0, 0, []), hostname="h",
+                             tty=False, open_stdin=False, rootfs_mounts=mounts,
+                             extra_mounts=[], cgroups_path="skiff/x", facts=Facts(),
+                             host_config={"GroupAdd": ["staff"]})
+    assert spec["process"]["user"]["additionalGids"] == [50]
+    (upper / "etc" / "group").write_text("staff:x:51:\n")
+    assert bundle.image_file(mounts, "etc/group") == "staff:x:51:\n"
 
 
 def test_namespaced_sysctls():

@@ -80,10 +80,38 @@ def build_spec(*, args: list[str], env: list[str], cwd: str, user: tuple[int, in
     spec["annotations"] = annotations
     if host_config:
         from skiff.engine import hostconfig
-        found = hostconfig.apply(spec, host_config, facts=facts, lookup=lookup)
+        group_file = None
+        if host_config.get("GroupAdd"):
+            group_file = image_file(rootfs_mounts, "etc/group")
+        found = hostconfig.apply(spec, host_config, facts=facts, lookup=lookup,
+                                 group_file=group_file)
         if warnings is not None:
             warnings.extend(found)
     return spec
+
+
+def image_file(rootfs_mounts: list[dict], relpath: str) -> str | None:
+    """The text of a file of the image (upper dir first, then the lower dirs, top first);
+    None when no layer has it. Symlinks are not followed out of a layer."""
+    dirs = []
+    for mount in rootfs_mounts:
+        for option in mount.get("options", []):
+            if option.startswith("upperdir="):
+                dirs.insert(0, option[len("upperdir="):])
+            elif option.startswith("lowerdir="):
+                dirs.extend(option[len("lowerdir="):].split(":"))
+        if mount.get("type") == "bind" and mount.get("source"):
+            dirs.append(mount["source"])
+    for d in dirs:
+        path = os.path.join(d, relpath)
+        if os.path.islink(path):
+            continue
+        try:
+            with open(path) as f:
+                return f.read()
+        except OSError:
+            continue
+    return None
 
 
 def default_rlimits() -> list[dict]:

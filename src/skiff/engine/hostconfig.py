@@ -19,7 +19,7 @@ OomKillDisable, OomScoreAdj, NanoCpus, CpuShares, CpuPeriod, CpuQuota, CpusetCpu
 CpusetMems, PidsLimit, BlkioWeight, BlkioWeightDevice, BlkioDevice{Read,Write}{Bps,IOps},
 ShmSize, Ulimits, CapAdd, CapDrop, Privileged, SecurityOpt (no-new-privileges,
 seccomp=unconfined|JSON profile), ReadonlyRootfs, Tmpfs, Devices, DeviceCgroupRules,
-GroupAdd (numeric), Sysctls, IpcMode, PidMode, UTSMode, Init.
+GroupAdd, Sysctls, IpcMode, PidMode, UTSMode, Init.
 """
 
 from __future__ import annotations
@@ -224,7 +224,9 @@ def _int(hc: dict, key: str) -> int:
 
 # --- the translation --------------------------------------------------------------------------
 
-def apply(spec: dict, hc: dict | None, *, facts=None, lookup=None) -> list[str]:
+def apply(spec: dict, hc: dict | None, *, facts=None, lookup=None,
+          group_file: str | None = None) -> list[str]:
+    """`group_file`: the text of the image's /etc/group (for GroupAdd names)."""
     hc = dict(hc or {})
     facts = facts if facts is not None else HostFacts()
     warnings: list[str] = []
@@ -248,7 +250,7 @@ def apply(spec: dict, hc: dict | None, *, facts=None, lookup=None) -> list[str]:
     _security(spec, hc, facts, privileged, warnings)
     _rootfs(spec, hc)
     _devices(spec, hc, facts, privileged)
-    _groups(spec, hc)
+    _groups(spec, hc, group_file)
     _sysctls(spec, hc)
     if hc.get("Init"):
         spec.setdefault("annotations", {})[INIT_ANNOTATION] = "true"
@@ -700,19 +702,29 @@ def parse_device_cgroup_rule(text: str) -> dict:
     return rule
 
 
-def _groups(spec: dict, hc: dict) -> None:
+def _groups(spec: dict, hc: dict, group_file: str | None) -> None:
+    """GroupAdd: numbers as they are, names looked up in the image's /etc/group."""
     groups = hc.get("GroupAdd") or []
     if not groups:
         return
+    by_name = {}
+    for line in (group_file or "").splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and fields[2].strip().isdigit() and not line.startswith("#"):
+            by_name.setdefault(fields[0], int(fields[2]))
     user = spec["process"].setdefault("user", {})
     gids = list(user.get("additionalGids") or [])
     for g in groups:
         text = str(g)
-        if not text.isdigit():
-            raise InvalidArgument(f"Unable to find group {text}: group names in --group-add "
-                                  "are not supported yet; use a number")
-        if int(text) not in gids:
-            gids.append(int(text))
+        if text.isdigit():
+            gid = int(text)
+        elif text in by_name:
+            gid = by_name[text]
+        else:
+            raise InvalidArgument(f"Unable to find group {text}: no matching entries in group "
+                                  "file")
+        if gid not in gids:
+            gids.append(gid)
     user["additionalGids"] = gids
 
 
