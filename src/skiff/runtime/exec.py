@@ -9,8 +9,9 @@ the command lookup, no_new_privs, the container's seccomp filter last, execve), 
 `plan.build` over config.json with `process` laid over config.json's own process.
 
 Plan, then apply, as spawn: `build(...)` is pure and returns the launch plan; `launch`'s
-own machinery runs it (a helper that setns()es into the pid namespace and clones the
-process as the caller's child, failures reported over a pipe). The caller reaps the
+own machinery runs it (failures reported over a pipe). The caller enters the container's
+pid namespace for its children only (setns: pid_for_children), clones the process straight
+into it, and returns to its own namespace at once: no intermediate process. The caller reaps the
 process; its pid is returned once execve has succeeded. Failures raise RuntimeFailure with
 docker's wording (`OCI runtime exec failed: exec failed: unable to start container
 process: ...: unknown`) and exit code 126/127 for a command that cannot run.
@@ -19,6 +20,7 @@ process: ...: unknown`) and exit code 126/127 for a command that cannot run.
 import os
 
 from skiff.errors import InvalidArgument, RuntimeFailure
+from skiff.linux import ns as _ns
 
 from . import apply as _apply
 from . import plan as _plan
@@ -201,10 +203,26 @@ def exec_process(bundle, container_id, init_pid, process: dict, *, stdio=None,
     if _start_time(init_pid) != start:  # the init went (and its pid may be another's)
         raise RuntimeFailure(f"{PREFIX}container {container_id} is not running: unknown")
     ctx = _apply.Context(plan.rootfs, console_socket, None, programs)
+    own_pid_ns = None
     try:
+        if plan.pid_ns_path is not None:
+            # Enter the pid namespace for our children only, clone the process straight
+            # into it (no intermediate process), and come back to our own at once.
+            own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _ns.enter(plan.pid_ns_path, _ns.CLONE_NEWPID)
+            except OSError as e:
+                raise RuntimeFailure(failure_text(f"join pid namespace: {e.strerror}")) from None
+            plan.pid_ns_path = None
         return _start_init(plan, ctx, (stdio, 0), False)
     except RuntimeFailure as e:
         raise RuntimeFailure(failure_text(e.message), e.exit_code) from None
+    finally:
+        if own_pid_ns is not None:
+            try:
+                _ns.setns(own_pid_ns, _ns.CLONE_NEWPID)
+            finally:
+                os.close(own_pid_ns)
 
 
 def _start_time(pid):

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""`exec CTR true` latency (the CLI -> daemon -> a process joining a running container ->
+exit code path), beside `docker exec` and `podman exec` when installed.
+
+    python3 bench/exec.py [--runs 30] [--engines skiff,docker,podman]
+
+Each engine gets its private daemon/root (bench/run.py's), one detached busybox container
+running `sleep`, then `exec CTR true` is timed --runs times after two warm-up runs. Prints
+median and spread, and writes the figures as JSON under bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import HERE, IMAGES, ROOT, Docker, Podman, Skiff, sh, stats, time_runs  # noqa: E402
+
+
+def run_detached(engine) -> str:
+    extra = [] if engine.name == "skiff" else ["--network", "none"]
+    out = sh(engine.cli + ["run", "-d", *extra, "busybox", "sleep", "100000"],
+             env=getattr(engine, "env", None))
+    return out.stdout.strip().splitlines()[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--engines", default="skiff,docker,podman")
+    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = parser.parse_args()
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_test_images.py"),
+                    "--out", IMAGES], check=True, stdout=subprocess.DEVNULL)
+    engines = {"skiff": Skiff, "docker": Docker, "podman": Podman}
+    results = {}
+    for name in args.engines.split(","):
+        cls = engines[name]
+        if hasattr(cls, "available") and not cls.available():
+            print(f"{name}: not installed, skipped")
+            continue
+        with cls() as engine:
+            env = getattr(engine, "env", None)
+            ctr = run_detached(engine)
+            try:
+                times = time_runs(engine.cli + ["exec", ctr, "true"], args.runs, env=env)
+            finally:
+                subprocess.run(engine.cli + ["rm", "-f", ctr], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            results[name] = {"exec_true": stats(times)}
+    print(f"\n{'engine':8} {'exec CTR true':>16}   p10..p90")
+    for name, r in results.items():
+        s = r["exec_true"]
+        print(f"{name:8} {s['median_ms']:>13} ms   {s['p10_ms']}..{s['p90_ms']} ms")
+    if "skiff" in results:
+        for peer in ("docker", "podman"):
+            if peer in results:
+                ratio = results["skiff"]["exec_true"]["median_ms"] / \
+                    results[peer]["exec_true"]["median_ms"]
+                print(f"skiff / {peer}: {ratio:.2f}")
+    os.makedirs(args.out, exist_ok=True)
+    out = os.path.join(args.out, time.strftime("exec-%Y%m%d-%H%M%S.json"))
+    with open(out, "w") as f:
+        json.dump({"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "results": results}, f, indent=1)
+    print(f"figures written to {out}")
+
+
+if __name__ == "__main__":
+    main()
