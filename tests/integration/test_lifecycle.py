@@ -259,3 +259,40 @@ def test_stats_from_cgroups(daemon):
         assert second["precpu_stats"] == first["cpu_stats"]
     finally:
         c.remove(force=True)
+
+
+def test_health_checks(daemon):
+    sdk = daemon.client()
+    ms = 1_000_000
+    good = sdk.containers.run("busybox", ["sleep", "60"], detach=True, name="healthy-one",
+                              healthcheck={"Test": ["CMD-SHELL", "echo fine"],
+                                           "Interval": 200 * ms, "Retries": 2})
+    bad = sdk.containers.run("busybox", ["sleep", "60"], detach=True, name="sick-one",
+                             healthcheck={"Test": ["CMD", "false"], "Interval": 200 * ms,
+                                          "Retries": 2})
+    try:
+        health = lambda c: sdk.containers.get(c.id).attrs["State"].get("Health") or {}  # noqa
+        eventually(lambda: health(good).get("Status") == "healthy")
+        eventually(lambda: health(bad).get("Status") == "unhealthy")
+        assert health(good)["Log"][-1]["Output"] == "fine\n"
+        assert health(bad)["FailingStreak"] >= 2 and health(bad)["Log"][-1]["ExitCode"] == 1
+        names = [c.name for c in sdk.containers.list(filters={"health": "unhealthy"})]
+        assert names == ["sick-one"]
+        assert "(healthy)" in daemon.cli("ps", "--filter", "name=healthy-one").stdout.decode()
+    finally:
+        good.remove(force=True)
+        bad.remove(force=True)
+
+
+def test_no_healthcheck_flag_and_cli_flags(daemon):
+    out = daemon.cli("run", "-d", "--name", "cli-health", "--health-cmd", "true",
+                     "--health-interval", "200ms", "busybox", "sleep", "60")
+    assert out.returncode == 0, out.stderr
+    try:
+        sdk = daemon.client()
+        eventually(lambda: (sdk.containers.get("cli-health").attrs["State"].get("Health") or {})
+                   .get("Status") == "healthy")
+        check = sdk.containers.get("cli-health").attrs["Config"]["Healthcheck"]
+        assert check["Test"] == ["CMD-SHELL", "true"] and check["Interval"] == 200_000_000
+    finally:
+        daemon.cli("rm", "-f", "cli-health")

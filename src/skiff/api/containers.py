@@ -21,9 +21,14 @@ def status_text(state: dict, now: float | None = None) -> str:
     """The STATUS column of `docker ps`."""
     now = time.time() if now is None else now
     status = state.get("Status")
-    if status == "running":
+    if status in ("running", "paused"):
         text = "Up " + human_duration(now - parse_rfc3339(state["StartedAt"]))
-        return text + " (Paused)" if state.get("Paused") else text
+        if state.get("Paused"):
+            return text + " (Paused)"
+        health = (state.get("Health") or {}).get("Status")
+        if health == "starting":
+            return text + " (health: starting)"
+        return f"{text} ({health})" if health else text
     if status == "exited":
         finished = state.get("FinishedAt")
         if not finished or finished.startswith("0001"):
@@ -107,6 +112,10 @@ def _matches(record, filters: dict[str, list[str]]) -> bool:
                 k, eq, want = v.partition("=")
                 if k not in labels or (eq and labels[k] != want):
                     return False
+        if key == "health":
+            health = (record.state.get("Health") or {}).get("Status") or "none"
+            if health not in values:
+                return False
         if key == "ancestor":
             ref = record.config.get("ImageRef", "")
             image_id = record.image_id or ""

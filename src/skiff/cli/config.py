@@ -392,6 +392,42 @@ def resource_host_config(opts, read=_read_text) -> dict:
 # -- the create body -------------------------------------------------------------------------
 
 
+def _duration_ns(flag: str, text: str | None) -> int:
+    """A Go duration flag ("30s", "1m30s") in nanoseconds; 0 when not given."""
+    if not text:
+        return 0
+    from skiff.cli.commands.containers import parse_go_duration
+
+    seconds = parse_go_duration(text)
+    if seconds is None:
+        raise ValueError(f'invalid argument "{text}" for "--{flag}" flag: time: invalid '
+                         f'duration "{text}"')
+    if seconds < 0:
+        raise ValueError(f"--{flag} cannot be negative")
+    return int(seconds * 1_000_000_000)
+
+
+def parse_healthcheck(opts) -> dict | None:
+    """--health-* and --no-healthcheck as docker's Healthcheck object."""
+    if opts.no_healthcheck:
+        if opts.health_cmd:
+            raise ValueError("--no-healthcheck conflicts with --health-* options")
+        return {"Test": ["NONE"]}
+    check = {}
+    if opts.health_cmd:
+        check["Test"] = ["CMD-SHELL", opts.health_cmd]
+    for flag, key in (("health-interval", "Interval"), ("health-timeout", "Timeout"),
+                      ("health-start-period", "StartPeriod")):
+        value = _duration_ns(flag, getattr(opts, flag.replace("-", "_")))
+        if value:
+            check[key] = value
+    if opts.health_retries:
+        if opts.health_retries < 0:
+            raise ValueError("--health-retries cannot be negative")
+        check["Retries"] = opts.health_retries
+    return check or None
+
+
 def build_create(opts, image: str, command: list[str], *, detach: bool = False,
                  env_files: list[str] | None = None, lookup=os.environ.get) -> tuple[dict, dict]:
     """(JSON body, query params) of `POST /containers/create` for `run`/`create` options.
@@ -445,6 +481,9 @@ def build_create(opts, image: str, command: list[str], *, detach: bool = False,
         config["StopSignal"] = opts.stop_signal
     if opts.stop_timeout is not None:
         config["StopTimeout"] = opts.stop_timeout
+    healthcheck = parse_healthcheck(opts)
+    if healthcheck:
+        config["Healthcheck"] = healthcheck
 
     host: dict = {
         "Binds": binds or None,

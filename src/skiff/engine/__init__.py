@@ -50,6 +50,11 @@ class Engine:
         from skiff.engine.process import ProcessService
 
         self.execs = ExecService(self.containers, self.monitor, self.events)
+        from skiff.engine.health import HealthService
+
+        self.health = HealthService(self.containers, self.execs, self.events)
+        self.containers.started_hooks.append(self.health.started)
+        self.containers.exited_hooks.append(self.health.stopped)
         self.process = ProcessService(self.containers)
 
     def close(self) -> None:

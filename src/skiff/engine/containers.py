@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from skiff.engine import bundle, names
+from skiff.engine.health import merge_healthcheck
 from skiff.engine.logs import read_log
 from skiff.errors import (Conflict, InvalidArgument, NotFound, NotModified, RuntimeFailure,
                           Unsupported)
@@ -166,6 +167,8 @@ class ContainerService:
             events = EventBus()
         self.events = events
         self._waiters: dict[str, Waiters] = {}
+        self.started_hooks: list = []   # fn(record) after each start (health checks)
+        self.exited_hooks: list = []    # fn(container id) after each exit or removal
         self._restarts: dict[str, asyncio.Task] = {}   # pending restarts by container id
         self._delays: dict[str, float] = {}            # last restart delay by container id
         self._events_task: asyncio.Task | None = None
@@ -235,6 +238,8 @@ class ContainerService:
                 "Entrypoint": body.get("Entrypoint") if body.get("Entrypoint") is not None
                 else image_config.get("Entrypoint"),
                 "Labels": {**(image_config.get("Labels") or {}), **(body.get("Labels") or {})},
+                "Healthcheck": merge_healthcheck(image_config.get("Healthcheck"),
+                                                 body.get("Healthcheck")),
                 "StopSignal": body.get("StopSignal") or image_config.get("StopSignal"),
                 "StopTimeout": body.get("StopTimeout"),
             }
@@ -328,10 +333,14 @@ class ContainerService:
             if record.config["HostConfig"].get("AutoRemove"):
                 await self.remove(cid, force=True)
             raise
+        state = {k: v for k, v in state.items() if k != "Health"}  # a new run, a new health
         self.records.update_state(cid, dict(
             state, Status="running", Running=True, Restarting=False, Pid=pid, ExitCode=0,
             Error="", StartedAt=rfc3339_nano(), FinishedAt=ZERO_TIME))
         self._emit(record, "start")
+        started = self.records.get(cid)
+        for hook in self.started_hooks:
+            hook(started)
         return record
 
     def _set_document(self, record, **fields):
@@ -353,6 +362,10 @@ class ContainerService:
                 await self.reconcile()
                 if not restored:
                     restored = True
+                    for record in self.records.list():  # e.g. health checks, after a restart
+                        if record.state.get("Running"):
+                            for hook in self.started_hooks:
+                                hook(record)
                     await self.restore_policies()
                 event = await first
                 while True:
@@ -415,11 +428,13 @@ class ContainerService:
                                      record.config.get("RestartCount", 0))
             self.records.update_state(cid, dict(
                 record.state, Status="restarting" if restart else "exited", Running=False,
-                Restarting=restart, Pid=0, ExitCode=code,
+                Restarting=restart, Paused=False, Pid=0, ExitCode=code,
                 OOMKilled=event.get("oom_killed", False), FinishedAt=finished))
             if event.get("oom_killed"):
                 self._emit(record, "oom")
             self._emit(record, "die", exitCode=code)
+        for hook in self.exited_hooks:
+            hook(cid)
         waiters = self._waiters_of(cid)
         for fut in waiters.exited:
             if not fut.done():
