@@ -299,3 +299,15 @@ def test_skopeo_reads_what_skiff_pushed(daemon, seeded, tmp_path):
     assert result.returncode == 0, result.stderr
     index = json.load(open(out / "index.json"))
     assert index["manifests"][0]["digest"].startswith("sha256:")
+
+
+def test_pull_all_tags(daemon, seeded, registry, test_images):
+    load_as(daemon, test_images, f"{registry.host}/multi/tags:a", f"{registry.host}/multi/tags:b")
+    sdk = daemon.client()
+    for tag in ("a", "b"):
+        list(sdk.api.push(f"{registry.host}/multi/tags", tag, stream=True))
+        sdk.images.remove(f"{registry.host}/multi/tags:{tag}")
+    result = daemon.cli("pull", "-a", f"{registry.host}/multi/tags")
+    assert result.returncode == 0, result.stderr.decode() + daemon.log()
+    tags = sdk.images.get(f"{registry.host}/multi/tags:a").tags
+    assert {f"{registry.host}/multi/tags:a", f"{registry.host}/multi/tags:b"} <= set(tags)

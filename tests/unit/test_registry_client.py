@@ -81,6 +81,9 @@ class FakeRegistry(BaseHTTPRequestHandler):
                 return
             self.wfile.write(bytes(data[start:]))
             return
+        if self.path.startswith("/v2/a/b/manifests/") and b.get("flaky"):
+            b["flaky"] -= 1
+            return self._send(503, b"")
         if self.path.startswith("/v2/a/b/manifests/"):
             return self._send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN",'
                                    b'"message":"manifest unknown"}]}')
@@ -195,3 +198,28 @@ def test_redirect_drops_authorization(registry, tmp_path):
     store = ContentStore(tmp_path)
     client_for(host).fetch_blob("a/b", desc(), store)
     assert store.has(DIGEST)
+
+
+def test_manifest_requests_retried_on_5xx(registry):
+    host, behaviour = registry
+    behaviour["flaky"] = 2
+    with pytest.raises(NotFound, match="manifest unknown"):   # the third answer
+        client_for(host).get_manifest("a/b", "latest")
+    assert len([p for p, _, _ in FakeRegistry.log if "manifests" in p]) == 3
+    behaviour["flaky"] = 10
+    c = RegistryClient(hosts.endpoint_for(host), certs_dir=None, retries=1, backoff=0.001)
+    with pytest.raises(RegistryUnavailable, match="503"):
+        c.get_manifest("a/b", "latest")
+
+
+def test_refused_connection_is_not_retried():
+    import socket
+    import time
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    c = RegistryClient(hosts.endpoint_for(f"127.0.0.1:{port}"), certs_dir=None, backoff=1)
+    start = time.monotonic()
+    with pytest.raises(RegistryUnavailable):
+        c.get_manifest("a/b", "latest")
+    assert time.monotonic() - start < 1

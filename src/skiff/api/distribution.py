@@ -81,6 +81,12 @@ def routes(engine):
         platform = request.arg("platform") or None
         creds = _credentials(request)
         await request.drain()
+        bare = reference.parse(text, default_tag=False)
+        if not bare.tag and not bare.digest:      # no tag at all: every tag (pull -a)
+            def all_tags(emit):
+                engine_pull.pull_all_tags(engine.images, text, platform=platform,
+                                          credentials=creds, options=options(), progress=emit)
+            return _stream(all_tags)
 
         job = engine_pull.Pull(engine.images, str(ref), platform=platform, credentials=creds,
                                options=options())

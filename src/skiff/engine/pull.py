@@ -194,6 +194,25 @@ def pull(images, text: str, *, platform: str | oci_image.Platform | None = None,
     return job.run(progress)
 
 
+def pull_all_tags(images, text: str, *, platform=None, credentials=None,
+                  options: RegistryOptions | None = None, progress: Progress | None = None):
+    """`docker pull --all-tags`: every tag the registry lists for the repository."""
+    options = options or RegistryOptions()
+    ref = reference.parse(text, default_tag=False)
+    client = client_for(ref, options, credentials)
+    try:
+        tags = client.list_tags(ref.path)
+    finally:
+        client.close()
+    if not tags:
+        raise NotFound(f"repository {ref.repository} has no tags")
+    records = []
+    for tag in sorted(tags):
+        records.append(Pull(images, str(ref.with_tag(tag)), platform=platform,
+                            credentials=credentials, options=options).run(progress))
+    return records
+
+
 def manifest_select(index: oci_image.Index, wanted: oci_image.Platform):
     from skiff.registry import manifest as registry_manifest
     return registry_manifest.select_platform(index, wanted)

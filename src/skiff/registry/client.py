@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import http.client
+import json
 import os
 import socket
 import ssl
@@ -29,6 +30,7 @@ DEFAULT_CERTS_DIR = "/etc/skiff/certs.d"
 CHUNK = 1 << 20
 MAX_REDIRECTS = 5
 MAX_SMALL_BODY = 8 * 1024 * 1024     # bodies read into memory (manifests, errors, tokens)
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 Progress = Callable[[int], None]     # called with the bytes done so far
 
@@ -39,6 +41,7 @@ class Unauthorized(SkiffError):
 
 class RegistryUnavailable(Unavailable):
     status = 500
+    retryable = True       # False when retrying cannot help (refused, unknown host)
 
 
 _NET_ERRORS = (OSError, http.client.HTTPException)
@@ -221,8 +224,10 @@ class RegistryClient:
             try:
                 resp = self._raw(method, scheme, host, url_target, h, body)
             except _NET_ERRORS as e:
-                raise RegistryUnavailable(f"{method} {scheme}://{host}{url_target}: "
-                                          f"{e or type(e).__name__}") from None
+                err = RegistryUnavailable(f"{method} {scheme}://{host}{url_target}: "
+                                          f"{e or type(e).__name__}")
+                err.retryable = not isinstance(e, (ConnectionRefusedError, socket.gaierror))
+                raise err from None
             if resp.status == 401 and attempt == 0 and self._learn(resp):
                 resp.read()
                 continue
@@ -246,6 +251,24 @@ class RegistryClient:
             except _NET_ERRORS as e:
                 raise RegistryUnavailable(f"{method} {parts.geturl()}: {e}") from None
         return resp
+
+    def _retrying(self, method: str, path: str, **kw) -> http.client.HTTPResponse:
+        """`request` for small idempotent requests (manifests, blob checks): a broken
+        connection or a 429/5xx answer is retried with exponential back-off."""
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                resp = self.request(method, path, **kw)
+            except RegistryUnavailable as e:
+                if last or not e.retryable:
+                    raise
+            else:
+                if resp.status not in RETRY_STATUSES or last:
+                    return resp
+                resp.read()
+            self.close()
+            time.sleep(min(self.backoff * (2 ** attempt), 10.0))
+        raise AssertionError("unreachable")
 
     def _error(self, resp: http.client.HTTPResponse, what: str,
                body: bytes | None = None) -> SkiffError:
@@ -286,17 +309,36 @@ class RegistryClient:
     def get_manifest(self, repository: str, ref: str,
                      expected_digest: str | None = None) -> manifest.Fetched:
         scope = auth.repository_scope(repository)
-        resp = self.request("GET", f"/v2/{repository}/manifests/{quote(ref, safe=':')}",
+        resp = self._retrying("GET", f"/v2/{repository}/manifests/{quote(ref, safe=':')}",
                             scope=scope, headers={"Accept": manifest.ACCEPT})
         if resp.status != 200:
             raise self._manifest_error(resp, repository, ref)
         data = resp.read(manifest.MAX_MANIFEST + 1)
         return manifest.parse(data, resp.getheader("Content-Type"), expected_digest)
 
+    def list_tags(self, repository: str, limit: int = 10000) -> list[str]:
+        """GET /v2/<name>/tags/list (following `Link` pages up to `limit` tags)."""
+        scope = auth.repository_scope(repository)
+        path = f"/v2/{repository}/tags/list?n=1000"
+        tags: list[str] = []
+        while path and len(tags) < limit:
+            resp = self._retrying("GET", path, scope=scope)
+            if resp.status != 200:
+                raise self._manifest_error(resp, repository, "")
+            body = resp.read(MAX_SMALL_BODY + 1)
+            try:
+                doc = json.loads(body)
+            except ValueError:
+                raise InvalidArgument(f"invalid tag list from {self.endpoint.host}") from None
+            tags += [t for t in (doc.get("tags") or []) if isinstance(t, str)]
+            link = resp.getheader("Link") or ""
+            path = link[link.find("<") + 1:link.find(">")] if link.startswith("<") else ""
+        return tags[:limit]
+
     def head_manifest(self, repository: str, ref: str) -> tuple[str, str, int]:
         """(digest, media type, size) of what a tag or digest names, without the body."""
         scope = auth.repository_scope(repository)
-        resp = self.request("HEAD", f"/v2/{repository}/manifests/{quote(ref, safe=':')}",
+        resp = self._retrying("HEAD", f"/v2/{repository}/manifests/{quote(ref, safe=':')}",
                             scope=scope, headers={"Accept": manifest.ACCEPT})
         resp.read()
         digest = resp.getheader("Docker-Content-Digest")
@@ -334,7 +376,7 @@ class RegistryClient:
         return digest
 
     def blob_exists(self, repository: str, digest: str, scope: str | None = None) -> bool:
-        resp = self.request("HEAD", f"/v2/{repository}/blobs/{digest}",
+        resp = self._retrying("HEAD", f"/v2/{repository}/blobs/{digest}",
                             scope=scope or auth.repository_scope(repository))
         resp.read()
         if resp.status == 200:
