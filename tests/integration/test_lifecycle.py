@@ -296,3 +296,38 @@ def test_no_healthcheck_flag_and_cli_flags(daemon):
         assert check["Test"] == ["CMD-SHELL", "true"] and check["Interval"] == 200_000_000
     finally:
         daemon.cli("rm", "-f", "cli-health")
+
+
+def _peak_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_log_flood_of_1gb_keeps_memory_bounded(daemon, capsys):
+    """1 GiB written as fast as the container can: the monitor and skiffd stay small."""
+    sdk = daemon.client()
+    monitor = daemon.monitor_pid()
+    before = (_peak_kb(daemon.proc.pid), _peak_kb(monitor))
+    flood = ("line=$(head -c 16383 /dev/zero | tr '\\0' x); "
+             "yes \"$line\" | head -c 1073741824")
+    started = time.monotonic()
+    c = sdk.containers.run("busybox", ["sh", "-c", flood], detach=True, name="flood",
+                           log_config={"Type": "json-file",
+                                       "Config": {"max-size": "64m", "max-file": "2"}})
+    try:
+        assert c.wait(timeout=300)["StatusCode"] == 0
+        took = time.monotonic() - started
+        after = (_peak_kb(daemon.proc.pid), _peak_kb(monitor))
+        with capsys.disabled():
+            print(f"\n1 GiB log flood in {took:.1f} s ({1024 / took:.0f} MiB/s); peak RSS "
+                  f"skiffd {after[0] // 1024} MiB (was {before[0] // 1024}), "
+                  f"skiff-monitor {after[1] // 1024} MiB (was {before[1] // 1024})")
+        assert after[1] - before[1] < 64 * 1024  # the monitor's peak grew by < 64 MiB
+        assert after[0] - before[0] < 64 * 1024
+        tail = c.logs(tail=1)
+        assert tail.endswith(b"x\n") and len(tail) > 1000
+    finally:
+        c.remove(force=True)
