@@ -83,3 +83,46 @@ def test_bad_daemon_json_is_refused(tmp_path):
                             env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src")))
     assert result.returncode != 0
     assert b"no-such-option" in result.stderr
+
+
+def test_sighup_reloads_log_defaults(tmp_path):
+    tmp = tempfile.mkdtemp(prefix="skiff-hup-", dir="/var/tmp")
+    config = os.path.join(tmp, "daemon.json")
+    with open(config, "w") as f:
+        json.dump({"log-opts": {"max-size": "1m"}}, f)
+    sock = os.path.join(tmp, "run", "skiff.sock")
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
+    proc = subprocess.Popen([sys.executable, "-m", "skiff.api.daemon", "-H", f"unix://{sock}",
+                             "--root", os.path.join(tmp, "root"), "--exec-root",
+                             os.path.join(tmp, "run"), "--config-file", config,
+                             "--cgroup-parent", "skiff-hup-test"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "log"), "w"))
+    try:
+        import docker
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                ping(sock)
+                break
+            except OSError:
+                time.sleep(0.05)
+        client = docker.DockerClient(base_url=f"unix://{sock}", version="1.45")
+        subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_test_images.py"),
+                        "--out", "/var/tmp/skiff-test-images"], check=True,
+                       stdout=subprocess.DEVNULL)
+        with open("/var/tmp/skiff-test-images/busybox.tar", "rb") as f:
+            client.images.load(f.read())
+        first = client.containers.create("busybox", "true")
+        assert first.attrs["HostConfig"]["LogConfig"]["Config"] == {"max-size": "1m"}
+        with open(config, "w") as f:
+            json.dump({"log-opts": {"max-size": "5m", "max-file": "2"}}, f)
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        second = client.containers.create("busybox", "true")
+        assert second.attrs["HostConfig"]["LogConfig"]["Config"] == \
+            {"max-size": "5m", "max-file": "2"}
+        first.remove()
+        second.remove()
+    finally:
+        stop(proc, tmp)

@@ -53,6 +53,25 @@ def systemd_socket():
     return socket.socket(fileno=3)
 
 
+def reload(args, engine) -> None:
+    """SIGHUP: read daemon.json again and apply what can change while running: the default
+    log driver and options of new containers, and debug logging."""
+    from skiff.api import config as daemon_config
+
+    log = logging.getLogger("skiffd")
+    try:
+        settings = daemon_config.load(args.config_file)
+    except daemon_config.ConfigError as exc:
+        log.error("reload refused: %s", exc)
+        return
+    engine.containers.log_driver = settings.get("log-driver", args.log_driver)
+    engine.containers.log_opts = {str(k): str(v) for k, v in
+                                  (settings.get("log-opts") or {}).items()}
+    logging.getLogger().setLevel(logging.DEBUG if settings.get("debug") or args.debug
+                                 else logging.INFO)
+    log.info("configuration reloaded")
+
+
 async def serve(args) -> None:
     from skiff.api.app import App
     from skiff.api.http import Server
@@ -85,6 +104,7 @@ async def serve(args) -> None:
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    loop.add_signal_handler(signal.SIGHUP, lambda: reload(args, engine))
     logging.getLogger("skiffd").info("skiffd serving %s (root %s)", path or "fd://", args.root)
     try:
         await stop
