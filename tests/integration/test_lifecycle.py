@@ -331,3 +331,21 @@ def test_log_flood_of_1gb_keeps_memory_bounded(daemon, capsys):
         assert tail.endswith(b"x\n") and len(tail) > 1000
     finally:
         c.remove(force=True)
+
+
+def test_sizes_count_what_a_container_wrote(daemon):
+    sdk = daemon.client()
+    c = sdk.containers.run("busybox", ["sh", "-c", "head -c 300000 /dev/zero > /blob"],
+                           detach=True, name="writer")
+    try:
+        c.wait()
+        row = sdk.api.containers(all=True, size=True, filters={"name": "writer"})[0]
+        assert 300000 <= row["SizeRw"] < 400000
+        assert row["SizeRootFs"] > row["SizeRw"]
+        inspected = sdk.api._result(sdk.api._get(sdk.api._url("/containers/{0}/json", c.id),
+                                                 params={"size": 1}), True)
+        assert inspected["SizeRw"] == row["SizeRw"]
+        out = daemon.cli("ps", "-a", "-s", "--filter", "name=writer").stdout.decode()
+        assert "SIZE" in out.splitlines()[0]
+    finally:
+        c.remove(force=True)

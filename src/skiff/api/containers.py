@@ -323,11 +323,20 @@ def routes(engine):
         limit = request.int_arg("limit", -1)
         if limit is not None and limit > 0:
             records = records[:limit]
-        return json_response([summary(r) for r in records])
+        rows = [summary(r) for r in records]
+        if request.flag("size"):  # walks every upper dir: only when asked, as docker
+            for row, record in zip(rows, records):
+                row["SizeRw"], row["SizeRootFs"] = await asyncio.to_thread(containers.sizes,
+                                                                           record)
+        return json_response(rows)
 
     async def inspect(request: Request):
         record = containers.get(request.match["id"])
-        return json_response(inspect_document(engine, record))
+        document = inspect_document(engine, record)
+        if request.flag("size"):
+            document["SizeRw"], document["SizeRootFs"] = await asyncio.to_thread(
+                containers.sizes, record)
+        return json_response(document)
 
     return [
         ("POST", "/containers/create", create),

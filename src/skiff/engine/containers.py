@@ -664,5 +664,14 @@ class ContainerService:
 
         return record, read_log(path, still_running=running, **options)
 
+    def sizes(self, record) -> tuple[int, int]:
+        """(SizeRw, SizeRootFs): what the container wrote, and that plus its image."""
+        written = self.snapshots.active_usage(record.id).size
+        try:
+            image_size = self.images.get(record.image_id).size if record.image_id else 0
+        except NotFound:
+            image_size = 0
+        return written, written + image_size
+
     def log_path(self, cid: str) -> str:
         return os.path.join(self.container_dir(cid), f"{cid}-json.log")
