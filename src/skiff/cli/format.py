@@ -9,32 +9,7 @@ import time
 # -- durations (go-units HumanDuration) ------------------------------------------------------
 
 
-def human_duration(seconds: float) -> str:
-    """`HumanDuration`: 1 -> "1 second", 75 -> "About a minute", 3 * 86400 -> "3 days"."""
-    secs = int(seconds)
-    if secs < 1:
-        return "Less than a second"
-    if secs == 1:
-        return "1 second"
-    if secs < 60:
-        return f"{secs} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
+from skiff.timefmt import human_duration  # noqa: E402  (go-units HumanDuration)
 
 
 def ago(timestamp: float, now: float | None = None) -> str:
@@ -46,26 +21,12 @@ def ago(timestamp: float, now: float | None = None) -> str:
 def parse_rfc3339(text: str) -> float | None:
     """Seconds since the epoch for Docker's RFC 3339 times (nanosecond fraction allowed);
     None for Go's zero time or anything unparsable."""
+    from skiff.timefmt import parse_rfc3339 as parse
+
     if not text or text.startswith("0001-01-01"):
         return None
-    import datetime
-
-    value = text.strip()
-    if value.endswith("Z"):
-        value = value[:-1] + "+00:00"
-    frac = ""
-    main, dot, rest = value.partition(".")
-    if dot:
-        digits = ""
-        for ch in rest:
-            if ch.isdigit():
-                digits += ch
-            else:
-                break
-        frac = digits[:6]
-        value = main + ("." + frac.ljust(6, "0") if frac else "") + rest[len(digits):]
     try:
-        return datetime.datetime.fromisoformat(value).timestamp()
+        return parse(text.strip())
     except ValueError:
         return None
 
