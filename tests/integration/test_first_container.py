@@ -87,10 +87,12 @@ def test_user_env_workdir(daemon):
 
 
 def test_unknown_image_and_bad_reference(daemon):
-    result = run(daemon, "nosuchimage:1.0", "true")
+    # --pull never: a missing image must not send the test to Docker Hub (no traffic leaves
+    # this machine); pulls are tested against a registry of our own in test_registry*.py.
+    result = run(daemon, "--pull", "never", "nosuchimage:1.0", "true")
     assert result.returncode == 125
     assert b"nosuchimage:1.0" in result.stderr
-    bad = run(daemon, "Bad/Reference", "true")
+    bad = run(daemon, "--pull", "never", "Bad/Reference", "true")
     assert bad.returncode == 125
     assert b"invalid reference format" in bad.stderr
 
