@@ -109,28 +109,33 @@ def test_simulated_reboot_brings_back_policies(daemon):
         sdk.containers.run("busybox", ["sleep", "300"], detach=True, name=name,
                            restart_policy=policy)
     sdk.containers.get("r-unless-stopped").stop(timeout=0)
+    pids = {n: sdk.containers.get(n).attrs["State"]["Pid"] for n in ("r-always", "r-unless")}
     try:
         # The "reboot": every skiff process and every container process dies at once.
         daemon.proc.send_signal(signal.SIGKILL)
         daemon.proc.wait()
         monitor = daemon.monitor_pid()
         os.kill(monitor, signal.SIGKILL)
-        for parent in cgroup_dirs_under(daemon.cgroup_parent):
-            for entry in os.listdir(parent):
-                procs = os.path.join(parent, entry, "cgroup.procs")
-                if os.path.exists(procs):
-                    for pid in open(procs).read().split():
-                        try:
-                            os.kill(int(pid), signal.SIGKILL)
-                        except ProcessLookupError:
-                            pass
+        # The containers' processes outlive their monitor here; skiffd must end them when it
+        # finds no monitor that knows them.
         eventually(lambda: not os.path.exists(f"/proc/{monitor}"), timeout=5)
         daemon.start()
         sdk = daemon.client()
         status = lambda n: sdk.containers.get(n).attrs["State"]["Status"]  # noqa: E731
-        eventually(lambda: status("r-always") == "running" and status("r-unless") == "running")
+        eventually(lambda: status("r-none") == "exited")  # the new skiffd has caught up
+        state = lambda n: sdk.containers.get(n).attrs["State"]  # noqa: E731
+        eventually(lambda: all(state(n)["Running"] and state(n)["Pid"] not in (0, pids[n])
+                               for n in pids))  # running again: new processes
         assert status("r-unless-stopped") == "exited"
         assert status("r-none") == "exited"
+        leftover = []  # no process of the lost containers runs on
+        for parent in cgroup_dirs_under(daemon.cgroup_parent):
+            for name in ("r-none", "r-unless-stopped"):
+                cid = sdk.containers.get(name).id
+                procs = os.path.join(parent, cid, "cgroup.procs")
+                if os.path.exists(procs):
+                    leftover += open(procs).read().split()
+        assert leftover == []
         out = sdk.containers.get("r-always").exec_run if False else None  # exec comes later
         assert out is None
     finally:

@@ -382,8 +382,13 @@ class ContainerService:
         alive = {c["id"] for c in listing.get("containers", []) if c.get("running")}
         for record in self.records.list():
             if record.state.get("Running") and record.id not in alive:
-                exit_record = self._read_exit_file(record.id) or {
-                    "id": record.id, "exit_code": 255, "finished_at": rfc3339_nano()}
+                exit_record = self._read_exit_file(record.id)
+                if exit_record is None:
+                    # Its monitor died (a crash, or a reboot): whatever of the container may
+                    # still run has nobody holding its stdio; end it, free its cgroups.
+                    exit_record = {"id": record.id, "exit_code": 255,
+                                   "finished_at": rfc3339_nano()}
+                    await asyncio.to_thread(self._clean_lost, record.id)
                 await self._on_exit(exit_record)
 
     async def restore_policies(self) -> None:
@@ -402,6 +407,16 @@ class ContainerService:
                     await self._start(self._set_document(record, HasBeenManuallyStopped=False))
                 except RuntimeFailure:
                     pass
+
+    def _clean_lost(self, cid: str) -> None:
+        from skiff import runtime
+
+        try:
+            runtime.cleanup(self.container_dir(cid), cid)
+        except Exception as exc:  # never let one container's debris stop the daemon
+            import logging
+
+            logging.getLogger("skiffd").warning("cleaning up %s: %s", cid, exc)
 
     def _read_exit_file(self, cid: str) -> dict | None:
         import json
