@@ -228,3 +228,24 @@ def _read_counter(pid: int) -> int:
     """The counter file, read from the host through the init's root (exec would block)."""
     with open(f"/proc/{pid}/root/tmp/n") as f:
         return int(f.read() or 0)
+
+
+def test_a_paused_container_can_be_killed_and_removed(daemon):
+    client = daemon.client()
+    c = client.containers.run("busybox", ["sleep", "1000"], detach=True)
+    try:
+        c.pause()
+        c.kill()  # SIGKILL: the container is thawed so that it dies
+        assert c.wait(timeout=20)["StatusCode"] == 137
+        state = client.api.inspect_container(c.id)["State"]
+        assert (state["Status"], state["Paused"], state["Running"]) == ("exited", False, False)
+        r = daemon.cli("unpause", c.id)
+        assert r.returncode == 1 and f"Container {c.id} is not paused".encode() in r.stderr
+        r = daemon.cli("pause", c.id)
+        assert r.returncode == 1 and f"Container {c.id} is not running".encode() in r.stderr
+    finally:
+        c.remove(force=True)
+    c = client.containers.run("busybox", ["sleep", "1000"], detach=True)
+    c.pause()
+    c.remove(force=True)  # does not hang on the frozen init
+    assert c.id not in [x.id for x in client.containers.list(all=True)]

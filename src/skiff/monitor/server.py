@@ -376,7 +376,11 @@ class Monitor:
         if op == "kill":
             if box.exit is not None:
                 return {"error": "not running"}
-            os.kill(box.pid, int(req.get("signal", signal.SIGTERM)))
+            sig = int(req.get("signal", signal.SIGTERM))
+            os.kill(box.pid, sig)
+            if sig == signal.SIGKILL:  # a paused container dies once thawed
+                from skiff.runtime.freezer import thaw_if_frozen
+                thaw_if_frozen(box.pid)
             return {"ok": True}
         if op == "resize":
             if box.tty and box.stdin_fd is not None:

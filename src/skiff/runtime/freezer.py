@@ -87,3 +87,18 @@ def pids(pid: int) -> list:
         except OSError:
             continue
     return [pid]
+
+
+def thaw_if_frozen(pid: int) -> None:
+    """Thaw the cgroup of `pid` if it is frozen (a SIGKILL takes effect once thawed); a
+    container without a freezer cgroup, or gone already, is left alone."""
+    try:
+        v2, d = _freezer_dir(pid)
+        if v2:
+            frozen = "frozen 1" in _read(os.path.join(d, "cgroup.events"))
+        else:
+            frozen = _read(os.path.join(d, "freezer.state")).strip() != "THAWED"
+        if frozen:
+            _set(pid, False)
+    except (OSError, RuntimeFailure):
+        pass
