@@ -67,6 +67,28 @@ class TokenServer:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def do_POST(self):
+                """OAuth2 refresh-token grant: the identity token REFRESH-1 is accepted."""
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                if form.get("grant_type") != ["refresh_token"] or \
+                        form.get("refresh_token") != ["REFRESH-1"]:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                access = []
+                for scope in " ".join(form.get("scope", [])).split():
+                    kind, name, actions = scope.split(":")
+                    access.append({"type": kind, "name": name, "actions": actions.split(",")})
+                server.issued.append("oauth:" + " ".join(form.get("scope", [])))
+                body = json.dumps({"access_token": server.token(USER, access),
+                                   "expires_in": server.lifetime}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/token"
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
@@ -145,3 +167,23 @@ def test_expired_token_is_a_clear_error(daemon, token_registry, test_images):
         assert "unauthorized" in str(info.value) or "authentication required" in str(info.value)
     finally:
         tokens.lifetime = 300
+
+
+def test_identity_token_refresh_grant(token_registry, tmp_path):
+    """Credentials holding an identity (refresh) token use the OAuth2 POST grant."""
+    from skiff.errors import SkiffError
+    from skiff.oci import image as oci_image
+    from skiff.registry import auth, hosts
+    from skiff.registry.client import RegistryClient
+    from skiff.store import ContentStore
+    r, tokens = token_registry
+    client = RegistryClient(hosts.endpoint_for(r.host), auth.Credentials("", "", "REFRESH-1"),
+                            certs_dir=None)
+    fetched = client.get_manifest("team/tok", "v1")
+    client.fetch_blob("team/tok", fetched.document.config, ContentStore(tmp_path))
+    assert any(s.startswith("oauth:repository:team/tok:pull") for s in tokens.issued)
+    bad = RegistryClient(hosts.endpoint_for(r.host), auth.Credentials("", "", "WRONG"),
+                         certs_dir=None)
+    with pytest.raises(SkiffError, match="unauthorized"):
+        bad.get_manifest("team/tok", "v1")
+    assert fetched.media_type in (oci_image.DOCKER_MANIFEST, oci_image.OCI_MANIFEST)

@@ -15,7 +15,7 @@ import pytest
 from skiff.oci import image as oci_image
 from skiff.oci.digest import digest_of
 from skiff.registry import hosts
-from skiff.registry.client import RegistryClient
+from skiff.registry.client import RegistryClient, RegistryUnavailable
 from skiff.store import ContentStore
 from tests.integration.test_registry import Registry, _registry, load_as
 
@@ -326,3 +326,54 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_tls_client_certificate_from_certs_d(tmp_path_factory, tmp_path):
+    """A registry that asks for client certificates (clientcas): `client.cert` and
+    `client.key` in certs.d/HOST:PORT/ are presented, as docker does."""
+    d = str(tmp_path_factory.mktemp("mtls"))
+    ca, crt, key = _make_certs(d)
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{d}/client.key",
+        "-out", f"{d}/client.csr", "-subj", "/CN=skiff client")
+    with open(f"{d}/client-ext", "w") as f:
+        f.write("extendedKeyUsage=clientAuth\n")
+    run("openssl", "x509", "-req", "-in", f"{d}/client.csr", "-CA", ca, "-CAkey",
+        f"{d}/ca.key", "-CAcreateserial", "-out", f"{d}/client.cert", "-days", "2",
+        "-extfile", f"{d}/client-ext")
+    r = Registry(d)
+    with open(r.config, "a") as f:
+        f.write(f"  tls:\n    certificate: {crt}\n    key: {key}\n    clientcas:\n"
+                f"      - {ca}\n")
+    try:
+        _start_tls_with_client(r, f"{d}/client.cert", f"{d}/client.key")
+        certs_d = tmp_path / "certs.d" / r.host
+        certs_d.mkdir(parents=True)
+        (certs_d / "ca.crt").write_bytes(open(ca, "rb").read())
+        secure = hosts.Endpoint(r.host, True, r.host)
+        with pytest.raises(RegistryUnavailable):
+            RegistryClient(secure, certs_dir=str(tmp_path / "certs.d"), retries=0).ping()
+        (certs_d / "client.cert").write_bytes(open(f"{d}/client.cert", "rb").read())
+        (certs_d / "client.key").write_bytes(open(f"{d}/client.key", "rb").read())
+        RegistryClient(secure, certs_dir=str(tmp_path / "certs.d")).ping()
+    finally:
+        r.stop()
+
+
+def _start_tls_with_client(r: Registry, cert: str, key: str) -> None:
+    import ssl
+    import time
+    import urllib.request
+    log = open(os.path.join(r.dir, "registry.log"), "ab")
+    r.proc = subprocess.Popen(["docker-registry", "serve", r.config], stdout=log, stderr=log)
+    ctx = ssl._create_unverified_context()
+    ctx.load_cert_chain(cert, key)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            urllib.request.urlopen(f"https://{r.host}/v2/", timeout=1, context=ctx)
+            return
+        except OSError:
+            if r.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("docker-registry (mutual TLS) did not start")
+            time.sleep(0.05)

@@ -183,3 +183,30 @@ def test_manifest_for_push_round_trips():
     data = manifest.manifest_for_push(cfg, [layer])
     f = manifest.parse(data, oci_image.DOCKER_MANIFEST)
     assert f.document.config.digest == cfg.digest and f.document.layers[0].size == 7
+
+
+def test_credential_helpers(tmp_path, monkeypatch):
+    """credHelpers (per registry) and credsStore (default) run `docker-credential-NAME get`
+    with the server on stdin, as docker does; `<token>` as the user means an identity
+    token."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, user in (("store", "helper-user"), ("tok", "<token>")):
+        script = bin_dir / f"docker-credential-{name}"
+        script.write_text("#!/bin/sh\nread server\n"
+                          f'echo "{{\\"ServerURL\\": \\"$server\\", \\"Username\\": '
+                          f'\\"{user}\\", \\"Secret\\": \\"s-$server\\"}}"\n')
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"credsStore": "store", "credHelpers": {"tok.example": "tok"},
+                                "auths": {"plain.example": {
+                                    "auth": base64.b64encode(b"p:q").decode()}}}))
+    assert auth.load_credentials("reg.example", str(path)) == \
+        auth.Credentials("helper-user", "s-reg.example")
+    assert auth.load_credentials("tok.example", str(path)) == \
+        auth.Credentials("", "", "s-tok.example")
+    path.write_text(json.dumps({"credHelpers": {"gone.example": "missing"},
+                                "auths": {"gone.example": {
+                                    "auth": base64.b64encode(b"p:q").decode()}}}))
+    assert auth.load_credentials("gone.example", str(path)) == auth.Credentials("p", "q")

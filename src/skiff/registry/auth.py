@@ -153,6 +153,18 @@ def token_url(challenge: Challenge, scopes: list[str], *, account: str | None = 
     return realm + ("&" if parts.query else "?") + urlencode(query)
 
 
+def refresh_token_form(challenge: Challenge, scopes: list[str], refresh_token: str) -> bytes:
+    """The form body of an OAuth2 token request with a refresh (identity) token, as the
+    distribution token spec has it."""
+    fields = [("grant_type", "refresh_token"), ("refresh_token", refresh_token),
+              ("client_id", "skiff")]
+    if challenge.params.get("service"):
+        fields.append(("service", challenge.params["service"]))
+    if scopes:
+        fields.append(("scope", " ".join(scopes)))
+    return urlencode(fields).encode()
+
+
 @dataclass(frozen=True)
 class Token:
     value: str

@@ -161,8 +161,15 @@ class RegistryClient:
 
     def _fetch_token(self, challenge: auth.Challenge, scopes: list[str]) -> auth.Token:
         creds = self.credentials
-        url = auth.token_url(challenge, scopes, account=creds.username or None)
         headers = {"User-Agent": "skiff"}
+        method, body = "GET", None
+        if creds.identity_token:     # OAuth2: the refresh token from a login, POSTed
+            url = auth.token_url(challenge, [])
+            method, body = "POST", auth.refresh_token_form(challenge, scopes,
+                                                           creds.identity_token)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        else:
+            url = auth.token_url(challenge, scopes, account=creds.username or None)
         if creds.username and creds.password:
             headers["Authorization"] = auth.basic_header(creds.username, creds.password)
         parts = urlsplit(url)
@@ -170,7 +177,7 @@ class RegistryClient:
         conn = self._new_connection(parts.scheme, parts.netloc)
         try:
             try:
-                conn.request("GET", target or "/", headers=headers)
+                conn.request(method, target or "/", body=body, headers=headers)
                 resp = conn.getresponse()
                 body = resp.read(MAX_SMALL_BODY + 1)
             except _NET_ERRORS as e:
