@@ -160,11 +160,13 @@ def test_join_another_containers_namespaces(box):
 
 def test_init_reaps_orphans_and_passes_the_exit_status(box):
     script = ("echo pid=$$; (sleep 0.1 &); sleep 0.5; "
+              "echo init=$(cat /proc/1/cmdline | tr '\\0' ' ')$(cat /proc/1/comm); "
               "echo zombies=$(grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l); "
               "echo ppid=$(sed -n 's/^PPid:.//p' /proc/$$/status); exit 3")
     code, out, _t, _k = box.run(["sh", "-c", script], {"Init": True})
     assert code == 3, out
     assert "pid=2" in out and "ppid=1" in out and "zombies=0" in out
+    assert "init=init init" in out, out
     code, out, _t, _k = box.run(["sh", "-c", "kill -9 $$"], {"Init": True})
     assert code == 137
     code, out, _t, _k = box.run(["sh", "-c", "echo pid=$$"])

@@ -1,4 +1,4 @@
-"""prctl(2) switches: no_new_privs, child subreaper, parent-death signal, keepcaps."""
+"""prctl(2) switches: no_new_privs, child subreaper, parent-death signal, keepcaps, name."""
 
 import ctypes
 
@@ -6,6 +6,7 @@ from ._libc import check, libc
 
 PR_SET_PDEATHSIG = 1
 PR_SET_KEEPCAPS = 8
+PR_SET_NAME = 15
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
@@ -45,3 +46,9 @@ def set_pdeathsig(sig: int) -> None:
 
 def set_keepcaps(on: bool = True) -> None:
     prctl(PR_SET_KEEPCAPS, 1 if on else 0)
+
+
+def set_name(name: str) -> None:
+    """The thread's name (`comm`, at most 15 bytes): what ps and /proc/PID/status show."""
+    buf = ctypes.create_string_buffer(name.encode()[:15])
+    prctl(PR_SET_NAME, ctypes.addressof(buf))

@@ -85,3 +85,16 @@ def state_of(pid: int) -> str | None:
     except OSError:
         return None
     return data[data.rindex(b")") + 2:data.rindex(b")") + 3].decode()
+
+
+def overwrite_cmdline(text: str) -> None:
+    """Make /proc/self/cmdline read `text` by overwriting the argument area in place (the
+    kernel shows that memory): a forked process stops showing its parent's command line.
+    Without CAP_SYS_RESOURCE (PR_SET_MM) the area cannot move, so `text` is cut to fit."""
+    import ctypes
+    with open("/proc/self/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    start, end = int(fields[48 - 3]), int(fields[49 - 3])   # arg_start, arg_end (1-based)
+    data = text.encode()[:max(0, end - start - 1)]
+    ctypes.memset(start, 0, end - start)
+    ctypes.memmove(start, data, len(data))

@@ -422,6 +422,13 @@ def _reaper(child, waited) -> None:
         # the report pipe, the exec fifo, the console socket: the child holds its own
         # copies, and spawn() learns of the exec from the pipe closing
         os.closerange(3, 65536)
+        # show as "init", not as a copy of the host process that started the container
+        try:
+            from skiff.linux import proc as _proc
+            _prctl.set_name("init")
+            _proc.overwrite_cmdline("init")
+        except Exception:  # cosmetic: never let it end the container
+            pass
         while True:
             signo = signal.sigwaitinfo(waited).si_signo
             if signo != signal.SIGCHLD:
