@@ -110,6 +110,24 @@ def init_pss_kb(bundle: str, cid: str) -> int:
         os.close(null)
 
 
+def remove_cgroups(name: str) -> None:
+    """rmdir `name` and what is below it in every cgroup mount, the hybrid host's v2 tree
+    included (runc makes its cgroups there too), below our own cgroup or at the top."""
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f if " - cgroup" in line]
+    for mountpoint in mounts:
+        for top, _dirs, _files in os.walk(mountpoint):
+            if os.path.basename(top) == name:
+                for sub, _d, _f in sorted(os.walk(top), key=lambda t: -len(t[0])):
+                    try:
+                        os.rmdir(sub)
+                    except OSError:
+                        pass
+                break
+            if top.count("/") - mountpoint.count("/") > 3:
+                _dirs[:] = []
+
+
 def summary(values: list[float]) -> dict:
     ordered = sorted(values)
     return {"median_ms": round(statistics.median(ordered), 2),
@@ -150,12 +168,7 @@ def main() -> None:
         sleeper = bundle_for(tmp, "init-sleep", {"Init": True}, ["sleep", "30"], parent)
         results["init_pid1_pss_kb"] = init_pss_kb(sleeper, "b-init-sleep")
     finally:
-        from skiff.runtime import cgroups, host
-        for _h, d in cgroups.paths(parent, "x", host.current()):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+        remove_cgroups(parent)
         shutil.rmtree(tmp, ignore_errors=True)
     width = max(len(k) for row in results.values() if isinstance(row, dict) for k in row)
     for case, row in results.items():
