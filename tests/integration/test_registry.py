@@ -311,3 +311,27 @@ def test_pull_all_tags(daemon, seeded, registry, test_images):
     assert result.returncode == 0, result.stderr.decode() + daemon.log()
     tags = sdk.images.get(f"{registry.host}/multi/tags:a").tags
     assert {f"{registry.host}/multi/tags:a", f"{registry.host}/multi/tags:b"} <= set(tags)
+
+
+def test_run_pulls_a_missing_image(daemon, seeded):
+    sdk = daemon.client()
+    for img in sdk.images.list():
+        sdk.images.remove(img.id, force=True)
+    result = daemon.cli("run", "--rm", f"{seeded}:latest", "echo", "pulled by run")
+    assert result.returncode == 0, result.stderr.decode() + daemon.log()
+    assert result.stdout.endswith(b"pulled by run\n")
+    assert f"Unable to find image '{seeded}:latest' locally".encode() in result.stderr
+
+
+def test_pull_with_a_wrong_password(daemon, private_registry, test_images):
+    import docker
+    host = private_registry.host
+    load_as(daemon, test_images, f"{host}/team/pw:v1")
+    creds = {"username": "alice", "password": "s3cret"}
+    list(daemon.client().api.push(f"{host}/team/pw", "v1", stream=True, auth_config=creds))
+    daemon.client().images.remove(f"{host}/team/pw:v1")
+    with pytest.raises(docker.errors.APIError) as info:
+        daemon.client().images.pull(f"{host}/team/pw", "v1",
+                                    auth_config={"username": "alice", "password": "nope"})
+    assert info.value.status_code == 404     # as docker answers a refused pull
+    assert "pull access denied" in str(info.value) and "unauthorized" in str(info.value)

@@ -364,9 +364,9 @@ class RegistryClient:
                 return NotFound(f"repository {name} not found: {text}")
             sep = "@" if ":" in ref and ref.startswith("sha") else ":"
             return NotFound(f"manifest for {name}{sep}{ref} not found: {text}")
-        if isinstance(err, Unauthorized):
-            return Unauthorized(f"pull access denied for {name}, repository does not exist or "
-                                f"may require 'docker login': {text}")
+        if isinstance(err, Unauthorized):   # a NotFound (404) for docker too
+            return NotFound(f"pull access denied for {name}, repository does not exist or "
+                            f"may require 'docker login': {text}")
         return type(err)(text)
 
     def fetch_blob(self, repository: str, desc: oci_image.Descriptor, store,
