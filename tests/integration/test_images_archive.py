@@ -193,3 +193,25 @@ def test_prune_keeps_what_containers_use(daemon):
         assert "busybox:latest" in tags and "prunable:1" not in tags
     finally:
         keeper.remove()
+
+
+def test_system_df(daemon):
+    client = daemon.client()
+    c = client.containers.run("busybox", ["sh", "-c", "head -c 5000 /dev/zero > /f"],
+                              detach=True)
+    try:
+        c.wait(timeout=30)
+        df = client.df()
+        busybox = client.images.get("busybox")
+        row = next(i for i in df["Images"] if i["Id"] == busybox.id)
+        assert row["Containers"] >= 1 and df["LayersSize"] >= busybox.attrs["Size"]
+        mine = next(x for x in df["Containers"] if x["Id"] == c.id)
+        assert 5000 <= mine["SizeRw"] < 64 * 1024
+        assert mine["SizeRootFs"] == mine["SizeRw"] + busybox.attrs["Size"]
+        cli = daemon.cli("system", "df")
+        assert cli.returncode == 0, cli.stderr
+        lines = cli.stdout.decode().splitlines()
+        assert lines[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+        assert lines[1].startswith("Images") and lines[2].startswith("Containers")
+    finally:
+        c.remove()

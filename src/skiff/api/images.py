@@ -4,16 +4,20 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import queue
 import tempfile
+import threading
 
 from skiff.api.http import Request, Response, StreamingResponse, json_response
-from skiff.errors import InvalidArgument, NotFound, SkiffError
+from skiff.errors import InvalidArgument, SkiffError
 from skiff.wire.filters import parse_filters, validate_filters
-from skiff.oci import reference
 from skiff.timefmt import parse_rfc3339
 from skiff.wire import progress
 
-LOAD_SPOOL_LIMIT = 64 * 1024 * 1024  # bodies larger than this are spooled to disk
+LOAD_SPOOL_LIMIT = 64 * 1024 * 1024  # import bodies larger than this are spooled to disk
+BODY_QUEUE = 64                       # request chunks in flight between the loop and a loader
+BODY_BUFFER = 1 << 20
 
 
 def image_summary(image) -> dict:
@@ -42,6 +46,121 @@ def image_inspect(image) -> dict:
                                                      .get("diff_ids") or [])},
         "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
     }
+
+
+class _BodyReader(io.RawIOBase):
+    """The request body as a file for a worker thread, fed chunk by chunk from the event loop
+    through a bounded queue (nothing is spooled to disk)."""
+
+    def __init__(self):
+        self.q: queue.Queue = queue.Queue(BODY_QUEUE)
+        self.buf = memoryview(b"")
+        self.eof = False
+        self.done = threading.Event()   # the worker stopped reading
+        self.aborted = False            # the body will not be completed
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while not self.buf and not self.eof:
+            try:
+                item = self.q.get(timeout=0.5)
+            except queue.Empty:
+                if self.aborted:
+                    return 0  # the client went away: a truncated archive, refused
+                continue
+            if item is None:
+                self.eof = True
+            else:
+                self.buf = memoryview(item)
+        n = min(len(b), len(self.buf))
+        b[:n] = self.buf[:n]
+        self.buf = self.buf[n:]
+        return n
+
+    def put(self, item) -> None:
+        """From a helper thread: wait for room unless the worker has stopped reading."""
+        while not self.done.is_set():
+            try:
+                self.q.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+
+async def body_to_thread(request: Request, fn):
+    """Run `fn(fileobj)` in a thread while the request body streams into `fileobj`; the rest
+    of the body is drained when `fn` stops early (an error in the archive)."""
+    reader = _BodyReader()
+
+    def work():
+        try:
+            return fn(io.BufferedReader(reader, BODY_BUFFER))
+        finally:
+            reader.done.set()
+
+    task = asyncio.ensure_future(asyncio.to_thread(work))
+    complete = False
+    try:
+        async for chunk in request.stream():
+            if not reader.done.is_set():
+                await asyncio.to_thread(reader.put, chunk)
+        await asyncio.to_thread(reader.put, None)
+        complete = True
+    finally:
+        if not complete:
+            reader.aborted = True
+    return await task
+
+
+def disk_usage(engine) -> dict:
+    """`GET /system/df`: images with their container counts and shared sizes, containers
+    with the size of their writable layer, the total size of all layers."""
+    from skiff.api.containers import summary
+
+    images = engine.images
+    records = images.list()
+    containers = engine.containers.records.list()
+    users: dict[str, int] = {}
+    for c in containers:
+        if c.image_id:
+            users[c.image_id] = users.get(c.image_id, 0) + 1
+    layer_size: dict[str, int] = {}
+    layer_users: dict[str, int] = {}
+    for r in records:
+        for layer in r.layers:
+            chain = layer["chainID"]
+            layer_users[chain] = layer_users.get(chain, 0) + 1
+            if chain not in layer_size:
+                try:
+                    layer_size[chain] = images.snapshots.usage(chain).size
+                except SkiffError:
+                    layer_size[chain] = 0
+    out_images = []
+    for r in records:
+        row = image_summary(r)
+        row["Containers"] = users.get(r.id, 0)
+        row["SharedSize"] = sum(layer_size[l["chainID"]] for l in r.layers
+                                if layer_users[l["chainID"]] > 1)
+        out_images.append(row)
+    image_sizes = {r.id: r.size for r in records}
+    out_containers = []
+    for c in containers:
+        row = summary(c)
+        try:
+            rw = engine.snapshots.active_usage(c.id).size
+        except SkiffError:
+            rw = 0
+        row["SizeRw"] = rw
+        row["SizeRootFs"] = rw + image_sizes.get(c.image_id, 0)
+        out_containers.append(row)
+    volumes = []
+    lister = getattr(getattr(engine, "volumes", None), "disk_usage", None)
+    if callable(lister):
+        volumes = lister()
+    return {"LayersSize": sum(layer_size.values()), "Images": out_images,
+            "Containers": out_containers, "Volumes": volumes, "BuildCache": []}
 
 
 def _filtered(images, filters: dict) -> list:
@@ -96,19 +215,11 @@ def routes(engine):
         return json_response(image_inspect(images.get(request.match["name"])))
 
     async def load(request: Request):
-        quiet = request.flag("quiet")
-        spool = tempfile.SpooledTemporaryFile(max_size=LOAD_SPOOL_LIMIT,
-                                              dir=engine.config.root)
+        request.flag("quiet")
         try:
-            async for chunk in request.stream():
-                spool.write(chunk)
-            spool.seek(0)
-            try:
-                loaded = await asyncio.to_thread(images.load, spool)
-            except SkiffError as exc:
-                return json_response({"message": exc.message}, exc.status)
-        finally:
-            spool.close()
+            loaded = await body_to_thread(request, images.load)
+        except SkiffError as exc:
+            return json_response({"message": exc.message}, exc.status)
 
         async def body():
             for line in loaded:
@@ -200,8 +311,12 @@ def routes(engine):
 
         return StreamingResponse(body())
 
+    async def df(request: Request):
+        return json_response(await asyncio.to_thread(disk_usage, engine))
+
     return [
         ("GET", "/images/json", list_),
+        ("GET", "/system/df", df),
         ("POST", "/images/load", load),
         ("GET", "/images/get", save),
         ("POST", "/images/prune", prune),

@@ -362,6 +362,11 @@ COMMANDS: list[Command] = [
                 Flag("platform", "", STRING, help="Set platform if server is multi-platform "
                      "capable"),
             ], min_args=1, max_args=2, aliases=("image import", "import")),
+    Command("system df", "system df [OPTIONS]", "Show skiff disk usage",
+            _C + "images:cmd_system_df",
+            [Flag("format", "", STRING,
+                  help="Format output using a template ('table', 'json' or 'TEMPLATE')")],
+            max_args=0, aliases=("system df",)),
     Command("version", "version [OPTIONS]", "Show the skiff version information",
             _C + "system:cmd_version",
             [Flag("format", "f", STRING, help="Format output using a template ({{.Client.Version}}) or 'json'")],
@@ -391,7 +396,7 @@ GROUPS = {
         "save": "save", "tag": "tag", "history": "history", "prune": "image prune",
         "import": "import",
     },
-    "system": {"info": "info", "events": "events"},
+    "system": {"df": "system df", "info": "info", "events": "events"},
 }
 
 GROUP_HELP = {

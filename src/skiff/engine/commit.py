@@ -191,15 +191,23 @@ def commit(engine, ref: str, *, repo: str = "", tag: str = "", comment: str = ""
         written: set[str] = set()
         new_chain = None
         try:
-            with store.writer() as w:
-                pid = int(record.state.get("Pid") or 0)
-                if pause and record.state.get("Running") and not \
-                        record.state.get("Paused") and pid > 0:
+            parent = image.chain_ids[-1] if image.chain_ids else None
+            pid = int(record.state.get("Pid") or 0)
+            freeze = pause and record.state.get("Running") and not \
+                record.state.get("Paused") and pid > 0
+            made: list[str] = []  # the new snapshot, once it exists
+
+            def produce(out) -> None:
+                if freeze:
                     with _Freezer(pid):
-                        snapdiff.write_layer(upper, w, lowers=lowers, exclude=exclude)
+                        snapdiff.write_layer(upper, out, lowers=lowers, exclude=exclude)
                 else:
-                    snapdiff.write_layer(upper, w, lowers=lowers, exclude=exclude)
-                diff_id, size = w.commit()
+                    snapdiff.write_layer(upper, out, lowers=lowers, exclude=exclude)
+
+            try:
+                diff_id, size = _write_and_unpack(snaps, parent, store, produce, made)
+            finally:
+                new_chain = made[0] if made else None
             written.add(diff_id)
             failpoint.hit("commit.layer_written")
             created = _now()
@@ -229,14 +237,6 @@ def commit(engine, ref: str, *, repo: str = "", tag: str = "", comment: str = ""
             config_bytes = json.dumps(new, separators=(",", ":")).encode()
             config_digest, _ = store.ingest_bytes(config_bytes)
             written.add(config_digest)
-            parent = image.chain_ids[-1] if image.chain_ids else None
-            new_chain = chain_id(parent, diff_id)
-            created_snapshot = not snaps.exists(new_chain)
-            if created_snapshot:
-                snaps.unpack(new_chain, parent, store.path(diff_id), oci_image.DOCKER_LAYER,
-                             expected_diff_id=diff_id)
-            else:
-                new_chain = None  # an identical layer exists: keep it
             failpoint.hit("commit.snapshot_made")
             layers = [dict(l) for l in image.layers] + [{
                 "digest": diff_id, "size": size, "mediaType": oci_image.DOCKER_LAYER,
@@ -247,6 +247,68 @@ def commit(engine, ref: str, *, repo: str = "", tag: str = "", comment: str = ""
             images._discard([new_chain] if new_chain else [], written)
             raise
         return config_digest
+
+
+class _Tee:
+    def __init__(self, *outs):
+        self.outs = outs
+
+    def write(self, data) -> int:
+        for out in self.outs:
+            out.write(data)
+        return len(data)
+
+
+def _write_and_unpack(snaps, parent: str | None, store, produce, made: list[str]):
+    """Write the layer tar once, into a blob and, through a pipe, into the snapshot that a
+    thread unpacks at the same time (the two disk writes overlap instead of following each
+    other). Returns (diff id, size); the new snapshot's chain id is appended to `made`."""
+    import threading
+
+    r, w = os.pipe()
+    outcome: dict = {}
+
+    def consume() -> None:
+        try:
+            with os.fdopen(r, "rb", buffering=1 << 20) as f:
+                chain, diff_id, created = snaps.unpack_stream(parent, f,
+                                                              oci_image.DOCKER_LAYER)
+                if created:
+                    made.append(chain)
+                outcome["diff_id"] = diff_id
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=consume, name="commit-unpack", daemon=True)
+    thread.start()
+    pipe = os.fdopen(w, "wb", buffering=1 << 20)
+    try:
+        with store.writer() as blob:
+            try:
+                produce(_Tee(blob, pipe))
+                pipe.flush()
+            except BrokenPipeError:
+                pass  # the unpacker failed: its error is the one to report
+            finally:
+                try:
+                    pipe.close()  # EOF for the unpacker (a truncated tar if produce failed)
+                except BrokenPipeError:
+                    pass
+            thread.join()
+            if "error" in outcome:
+                raise outcome["error"]
+            digest, size = blob.commit()
+    finally:
+        if not pipe.closed:
+            try:
+                pipe.close()
+            except BrokenPipeError:
+                pass
+        thread.join()
+    if outcome.get("diff_id") != digest:
+        raise InvalidArgument(f"commit: the layer unpacked as {outcome.get('diff_id')} but "
+                              f"was stored as {digest}")
+    return digest, size
 
 
 def _command_of(record) -> list[str]:

@@ -154,6 +154,41 @@ class Snapshotter:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
 
+    def unpack_stream(self, parent_chain: str | None, fileobj,
+                      media_type: str | None = None) -> tuple[str, str, bool]:
+        """As `unpack`, from a stream whose diff id is not known beforehand (a commit's layer
+        while it is being written): the chain id follows from the content. Returns
+        (chain id, diff id, whether the snapshot is new). Reads `fileobj` to its end."""
+        if parent_chain is not None and not self.exists(parent_chain):
+            raise NotFound(f"parent snapshot {parent_chain} does not exist")
+        tmp = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.dir)
+        try:
+            fs = os.path.join(tmp, "fs")
+            os.mkdir(fs, 0o755)
+            result = apply_layer(fileobj, fs, media_type=media_type, chown=self.chown)
+            chain = chain_id(parent_chain, result.diff_id)
+            target = os.path.join(self.dir, _hex(chain))
+            if os.path.isdir(target):
+                return chain, result.diff_id, False
+            meta = {"diff_id": result.diff_id, "parent": parent_chain or "",
+                    "info.json": json.dumps({"size": result.content_size,
+                                             "tar_size": result.tar_size})}
+            for name, text in meta.items():
+                _write_synced(os.path.join(tmp, name), text)
+            failpoint.hit("snapshot.unpack.before_rename")
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if not os.path.isdir(target):
+                    raise
+                return chain, result.diff_id, False
+            tmp = None
+            _fsync_dir(self.dir)
+            return chain, result.diff_id, True
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
     def delete(self, chain: str) -> bool:
         """Remove a committed snapshot (atomically: renamed away, then removed)."""
         target = os.path.join(self.dir, _hex(chain))

@@ -416,3 +416,53 @@ def cmd_import(cli, opts, args) -> int:
         if source != "-":
             body.close()
     return 0
+
+
+# -- system df -----------------------------------------------------------------------------------
+
+
+def _share(part: int, total: int, percent: bool = True) -> str:
+    from skiff.cli import format as fmt
+
+    if total > 0 and percent:
+        return f"{fmt.human_size(part)} ({part * 100 // total}%)"
+    return fmt.human_size(part)
+
+
+def cmd_system_df(cli, opts, args) -> int:
+    from skiff.cli import format as fmt
+    from skiff.cli.commands.containers import render_rows
+
+    df = cli.client().get("/system/df") or {}
+    images = df.get("Images") or []
+    containers = df.get("Containers") or []
+    volumes = df.get("Volumes") or []
+    cache = df.get("BuildCache") or []
+    layers = df.get("LayersSize") or 0
+    used = sum((i.get("Size") or 0) - (i.get("SharedSize") or 0) for i in images
+               if i.get("Containers") and i.get("Size", -1) >= 0 and i.get("SharedSize", -1) >= 0)
+    rw = sum(c.get("SizeRw") or 0 for c in containers)
+    rw_idle = sum(c.get("SizeRw") or 0 for c in containers if c.get("State") != "running")
+    vol_size = sum(((v.get("UsageData") or {}).get("Size") or 0) for v in volumes)
+    vol_idle = sum(((v.get("UsageData") or {}).get("Size") or 0) for v in volumes
+                   if not (v.get("UsageData") or {}).get("RefCount"))
+    cache_size = sum(c.get("Size") or 0 for c in cache)
+    rows = [
+        {"Type": "Images", "TotalCount": str(len(images)),
+         "Active": str(sum(1 for i in images if i.get("Containers"))),
+         "Size": fmt.human_size(layers), "Reclaimable": _share(layers - used, layers)},
+        {"Type": "Containers", "TotalCount": str(len(containers)),
+         "Active": str(sum(1 for c in containers if c.get("State") == "running")),
+         "Size": fmt.human_size(rw), "Reclaimable": _share(rw_idle, rw)},
+        {"Type": "Local Volumes", "TotalCount": str(len(volumes)),
+         "Active": str(sum(1 for v in volumes if (v.get("UsageData") or {}).get("RefCount"))),
+         "Size": fmt.human_size(vol_size), "Reclaimable": _share(vol_idle, vol_size)},
+        {"Type": "Build Cache", "TotalCount": str(len(cache)),
+         "Active": str(sum(1 for c in cache if c.get("InUse"))),
+         "Size": fmt.human_size(cache_size), "Reclaimable": _share(0, cache_size, False)},
+    ]
+    render_rows(cli, rows, opts.format,
+                "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+                {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
+                 "Reclaimable": "RECLAIMABLE"})
+    return 0
