@@ -135,7 +135,8 @@ def routes(engine):
     async def create(request: Request):
         body = validate.container_create(await request.json(default=None))
         record = await asyncio.to_thread(containers.create, body, request.arg("name"))
-        return json_response({"Id": record.id, "Warnings": []}, 201)
+        return json_response({"Id": record.id,
+                              "Warnings": record.config.get("Warnings") or []}, 201)
 
     async def start(request: Request):
         await containers.start(request.match["id"])

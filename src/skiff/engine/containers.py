@@ -219,10 +219,12 @@ class ContainerService:
             mounts = self.snapshots.prepare(cid, chain_ids)
             rootfs_mounts = [m.to_dict() for m in mounts]
             user = self._resolve_user(user_text, rootfs_mounts)
+            warnings: list[str] = []
             spec = bundle.build_spec(
                 args=args, env=env, cwd=cwd, user=user, hostname=hostname, tty=tty,
                 open_stdin=bool(body.get("OpenStdin")), rootfs_mounts=rootfs_mounts,
-                extra_mounts=bundle.etc_mounts(cdir), cgroups_path=f"{self.cgroup_parent}/{cid}")
+                extra_mounts=bundle.etc_mounts(cdir), cgroups_path=f"{self.cgroup_parent}/{cid}",
+                host_config=host_config, lookup=self.get, warnings=warnings)
             bundle.write_bundle(cdir, spec, bundle.etc_files(hostname, self._host_resolv()))
             created = rfc3339_nano()
             config = {
@@ -244,7 +246,8 @@ class ContainerService:
                 "StopTimeout": body.get("StopTimeout"),
             }
             document = {"Config": config, "HostConfig": host_config, "Path": args[0],
-                        "Args": args[1:], "ImageRef": image_ref, "RestartCount": 0}
+                        "Args": args[1:], "ImageRef": image_ref, "RestartCount": 0,
+                        "Warnings": warnings}
             record = self.records.insert(cid, name, image.id, created, document, new_state())
         except BaseException:
             self._discard(cid)

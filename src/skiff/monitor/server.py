@@ -34,6 +34,7 @@ import struct
 import sys
 import termios
 
+from skiff.monitor import oom
 from skiff.monitor.logfile import JsonFileLog
 from skiff.timefmt import rfc3339_nano
 
@@ -248,7 +249,8 @@ class Monitor:
             box.log.close()
             box.log = None
         box.exit = {"id": box.id, "exit_code": box.exited_status, "finished_at": rfc3339_nano(),
-                    "oom_killed": False}
+                    # read before runtime.cleanup below removes the cgroup that counts it
+                    "oom_killed": oom.oom_killed(box.bundle, box.id)}
         if box.exit_path:
             tmp = box.exit_path + ".tmp"
             with open(tmp, "w") as f:
