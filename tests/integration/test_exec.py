@@ -249,3 +249,11 @@ def test_a_paused_container_can_be_killed_and_removed(daemon):
     c.pause()
     c.remove(force=True)  # does not hang on the frozen init
     assert c.id not in [x.id for x in client.containers.list(all=True)]
+
+
+def test_exec_output_is_complete_and_not_logged(daemon, ctr):
+    r = daemon.cli("exec", ctr.id, "sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x; "
+                   "echo; echo marker-not-in-logs")
+    assert r.returncode == 0
+    assert r.stdout.count(b"x") == 3000000 and r.stdout.endswith(b"marker-not-in-logs\n")
+    assert b"marker-not-in-logs" not in daemon.client().containers.get(ctr.id).logs()

@@ -40,5 +40,20 @@ def test_exec_args_and_process_json(world, bundle):  # noqa: F811
             pid = int(f.read())
         with open(f"/proc/{pid}/status") as f:
             assert "NSpid:" in f.read()
+        result = cli(world, "ps", "--format", "json", cid)
+        assert pid in json.loads(result.stdout), result.stderr
+        result = cli(world, "ps", cid, "-o", "pid,comm")
+        assert result.stdout.decode().split()[:2] == ["PID", "COMMAND"], result.stderr
+        assert {ln.split()[1] for ln in result.stdout.decode().splitlines()[1:]} == {"sleep"}
+        assert cli(world, "pause", cid).returncode == 0
+        with open(f"/proc/{pid}/cgroup") as f:
+            freezer = [ln.split(":", 2)[2] for ln in f.read().splitlines()
+                       if ln.split(":")[1] == "freezer"]
+        if freezer:  # v1 (this machine): the freezer hierarchy says FROZEN
+            with open(f"/sys/fs/cgroup/freezer{freezer[0]}/freezer.state") as f:
+                assert f.read().strip() == "FROZEN"
+        assert cli(world, "resume", cid).returncode == 0
+        result = cli(world, "exec", cid, "true")
+        assert result.returncode == 0, result.stderr
     finally:
         assert cli(world, "delete", "--force", cid).returncode == 0

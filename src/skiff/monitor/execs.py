@@ -19,7 +19,9 @@ import json
 import os
 import socket
 
-from skiff.monitor.server import READ_SIZE, STREAM_EXIT, frame
+from skiff.monitor.server import HIGH_WATER, READ_SIZE, STREAM_EXIT, frame
+
+_TASKS: set = set()  # the loop holds tasks weakly
 
 
 class ExecProcess:
@@ -33,6 +35,7 @@ class ExecProcess:
         self.writer: asyncio.StreamWriter | None = None
         self.status: int | None = None
         self.done: asyncio.Future | None = None
+        self.paused = False  # output reading stopped until the client catches up
 
 
 def _registry(monitor) -> dict:
@@ -193,6 +196,33 @@ def _on_output(proc: ExecProcess, fd: int) -> None:
         _maybe_finish(proc)
         return
     _send(proc, proc.output_fds[fd], data)
+    writer = proc.writer
+    if writer is not None and not writer.is_closing() and not proc.paused and \
+            writer.transport.get_write_buffer_size() > HIGH_WATER:
+        _pause_output(proc, writer)
+
+
+def _pause_output(proc: ExecProcess, writer) -> None:
+    """A slow client: stop reading the process's output until it has caught up (the process
+    then blocks on its own writes, as with docker)."""
+    loop = asyncio.get_running_loop()
+    proc.paused = True
+    for fd in proc.output_fds:
+        loop.remove_reader(fd)
+
+    async def resume():
+        try:
+            await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        proc.paused = False
+        for fd in proc.output_fds:
+            loop.add_reader(fd, _on_output, proc, fd)
+        _maybe_finish(proc)
+
+    task = loop.create_task(resume())
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
 
 
 def _on_exit(loop, proc: ExecProcess, pidfd: int) -> None:
@@ -210,7 +240,7 @@ def _on_exit(loop, proc: ExecProcess, pidfd: int) -> None:
 def _maybe_finish(proc: ExecProcess) -> None:
     """Done once the process is reaped and its output read (a pty: drained now, since
     children of the process may hold the slave open)."""
-    if proc.status is None or proc.done.done():
+    if proc.status is None or proc.done.done() or proc.paused:
         return
     if proc.output_fds and not proc.tty:
         return

@@ -2,7 +2,8 @@
 
     skiff-runtime [--root DIR] [--log FILE] [--log-format text|json] VERB [OPTIONS] ID ...
 
-Verbs (one module each in runtime/commands/): create, start, state, kill, delete, run.
+Verbs (one module each in runtime/commands/): create, start, state, kill, delete, run,
+exec, pause, resume, ps.
 The parser is a few lines of our own rather than argparse: start-up time is the point of
 a runtime binary. Errors go to stderr (and to --log, as runc writes them for containerd);
 the exit status is 1, except for `run`, which exits with the container's status (or 125,
@@ -12,7 +13,7 @@ the exit status is 1, except for `run`, which exits with the container's status 
 import os
 import sys
 
-VERBS = ("create", "start", "state", "kill", "delete", "run", "exec")
+VERBS = ("create", "start", "state", "kill", "delete", "run", "exec", "pause", "resume", "ps")
 
 # option -> (attribute, takes a value)
 _GLOBAL = {
@@ -40,9 +41,12 @@ _VERB_OPTS = {
              "--console-socket": ("console_socket", True), "--cwd": ("cwd", True),
              "--env": ("env", True), "-e": ("env", True), "--user": ("user", True),
              "-u": ("user", True)},
+    "pause": {}, "resume": {},
+    "ps": {"--format": ("format", True), "-f": ("format", True)},
 }
 _POSITIONALS = {"create": (1, 1), "start": (1, 1), "state": (1, 1), "kill": (1, 2),
-                "delete": (1, 1), "run": (1, 1), "exec": (1, 1 << 20)}
+                "delete": (1, 1), "run": (1, 1), "exec": (1, 1 << 20),
+                "pause": (1, 1), "resume": (1, 1), "ps": (1, 1 << 20)}
 
 USAGE = ("usage: skiff-runtime [--root DIR] [--log FILE] [--log-format text|json] "
          "{create,start,state,kill,delete,run} ...")
@@ -75,6 +79,7 @@ class Options:
         self.keep = False
         self.process = self.cwd = self.env = self.user = None
         self.tty = False
+        self.format = "table"
 
 
 def _take(table, argv, i, opts):
@@ -123,7 +128,8 @@ def parse(argv) -> Options:
         if arg == "--":
             opts.args.extend(argv[i + 1:])
             break
-        if arg.startswith("-") and len(arg) > 1 and not (verb in ("kill", "exec") and opts.args):
+        rest_are_args = verb in ("kill", "exec", "ps") and opts.args
+        if arg.startswith("-") and len(arg) > 1 and not rest_are_args:
             i = _take(table, argv, i, opts)
         else:
             opts.args.append(arg)
