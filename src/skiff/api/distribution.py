@@ -54,11 +54,10 @@ def _stream(work) -> StreamingResponse:
 
 
 def _pull_reference(source: str, tag: str) -> str:
+    """`fromImage` and `tag` as one reference: the tag parameter may hold a digest."""
     if not tag:
         return source
-    if tag.startswith("sha256:") or ":" in tag and "@" not in source:
-        return f"{source}@{tag}" if tag.startswith("sha256:") else f"{source}:{tag}"
-    return f"{source}:{tag}"
+    return f"{source}@{tag}" if ":" in tag else f"{source}:{tag}"
 
 
 def routes(engine):

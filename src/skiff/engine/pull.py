@@ -169,8 +169,7 @@ class Pull:
         try:
             emit(wire_progress.progress_message(f"Pulling from {ref.path}",
                                                 ref.digest or ref.tag))
-            existing = _existing(self.images, ref, self.top.digest,
-                                 self.manifest.config.digest)
+            existing = _existing(self.images, ref, self.manifest.config.digest)
             if existing is not None:
                 emit(wire_progress.progress_message(f"Digest: {self.top.digest}"))
                 emit(wire_progress.progress_message(
@@ -218,7 +217,7 @@ def manifest_select(index: oci_image.Index, wanted: oci_image.Platform):
     return registry_manifest.select_platform(index, wanted)
 
 
-def _existing(images, ref: reference.Reference, digest: str, config_digest: str):
+def _existing(images, ref: reference.Reference, config_digest: str):
     """The image the reference already names locally, if it is this very image."""
     try:
         record = images.get(str(ref))
