@@ -2,8 +2,8 @@
 
 import pytest
 
-from skiff.api.distribution import _login_domain, _pull_reference
-from skiff.engine.pull import RegistryOptions
+from skiff.api.distribution import _pull_reference, _with_bar
+from skiff.engine.pull import RegistryOptions, login_domain as _login_domain, message
 
 
 @pytest.mark.parametrize("source, tag, expected", [
@@ -36,3 +36,12 @@ def test_registry_options_from_environment():
     assert o.mirrors == ["https://m1.example", "http://127.0.0.1:5000"]
     assert RegistryOptions.from_environment({"SKIFF_REGISTRY_ALLOW": ""}).allowed == ()
     assert RegistryOptions.from_environment({}).allowed is None
+
+
+def test_messages_and_bar():
+    m = message("Downloading", "abc", 50, 100)
+    assert m == {"status": "Downloading", "progressDetail": {"current": 50, "total": 100},
+                 "id": "abc"}
+    assert _with_bar(m)["progress"].startswith("[=")
+    assert _with_bar(message("Pull complete", "abc")) == {"status": "Pull complete",
+                                                          "id": "abc"}

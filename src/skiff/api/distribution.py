@@ -16,8 +16,18 @@ _DONE = object()
 
 
 def _credentials(request: Request):
-    from skiff.registry import auth
-    return auth.decode_registry_auth_header(request.headers.get("x-registry-auth"))
+    from skiff.engine import pull as engine_pull
+    return engine_pull.credentials_from_header(request.headers.get("x-registry-auth"))
+
+
+def _with_bar(message: dict) -> dict:
+    """Docker's rendered progress bar beside a message's progressDetail."""
+    detail = message.get("progressDetail")
+    if detail:
+        bar = progress.render_progress(detail.get("current"), detail.get("total"))
+        if bar:
+            message = dict(message, progress=bar)
+    return message
 
 
 def _stream(work) -> StreamingResponse:
@@ -26,7 +36,7 @@ def _stream(work) -> StreamingResponse:
     queue: asyncio.Queue = asyncio.Queue()
 
     def emit(message: dict) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, message)
+        loop.call_soon_threadsafe(queue.put_nowait, _with_bar(message))
 
     async def run():
         try:
@@ -139,23 +149,11 @@ def routes(engine):
         return json_response(await asyncio.to_thread(inspect))
 
     async def login(request: Request):
-        from skiff.registry import auth, hosts
-        from skiff.registry.client import RegistryClient
-
         doc = await request.json(default={}) or {}
-        creds = auth.credentials_from_json(doc)
-        server = str(doc.get("serveraddress") or doc.get("ServerAddress") or "")
-        domain = _login_domain(server)
-
-        def check():
-            client = RegistryClient(hosts.endpoint_for(domain, options().insecure), creds,
-                                    certs_dir=options().certs_dir)
-            try:
-                client.ping()
-            finally:
-                client.close()
-
-        await asyncio.to_thread(check)
+        lowered = {str(k).lower(): v for k, v in doc.items()} if isinstance(doc, dict) else {}
+        await asyncio.to_thread(engine_pull.login, str(lowered.get("serveraddress") or ""),
+                                str(lowered.get("username") or ""),
+                                str(lowered.get("password") or ""), options())
         return json_response({"Status": "Login Succeeded", "IdentityToken": ""})
 
     return [
@@ -164,15 +162,3 @@ def routes(engine):
         ("GET", "/distribution/{name:.+}/json", distribution),
         ("POST", "/auth", login),
     ]
-
-
-def _login_domain(server: str) -> str:
-    """`https://index.docker.io/v1/` -> docker.io; `localhost:5000` as it is."""
-    text = server.strip()
-    for prefix in ("https://", "http://"):
-        if text.startswith(prefix):
-            text = text[len(prefix):]
-    text = text.split("/")[0]
-    if not text or text in ("index.docker.io", "registry-1.docker.io"):
-        return "docker.io"
-    return text

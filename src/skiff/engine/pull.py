@@ -28,7 +28,6 @@ from skiff.oci import image as oci_image
 from skiff.oci import reference
 from skiff.registry import auth, hosts
 from skiff.registry.client import RegistryClient, RegistryUnavailable
-from skiff.wire import progress as wire_progress
 
 DEFAULT_CONCURRENCY = 3      # docker's max-concurrent-downloads
 PROGRESS_STEP = 512 * 1024   # emit a Downloading message at most every this many bytes
@@ -70,6 +69,49 @@ class RegistryOptions:
         if (environ.get("SKIFF_MAX_CONCURRENT_DOWNLOADS") or "").isdigit():
             options.concurrency = max(1, int(environ["SKIFF_MAX_CONCURRENT_DOWNLOADS"]))
         return options
+
+
+def message(status: str, id: str | None = None, current: int | None = None,
+            total: int | None = None) -> dict:
+    """One progress message as docker's stream carries it (the API adds the rendered bar)."""
+    out: dict = {"status": status}
+    if current is not None:
+        out["progressDetail"] = {"current": current, "total": total}
+    if id is not None:
+        out["id"] = id
+    return out
+
+
+def aux(payload: dict) -> dict:
+    return {"aux": payload}
+
+
+def credentials_from_header(value: str | None) -> auth.Credentials:
+    """The X-Registry-Auth header (base64url JSON) as credentials (empty when unreadable)."""
+    return auth.decode_registry_auth_header(value)
+
+
+def login(server: str, username: str, password: str, options: RegistryOptions) -> None:
+    """Check credentials against a registry (`docker login`); Unauthorized when refused."""
+    domain = login_domain(server)
+    client = RegistryClient(hosts.endpoint_for(domain, options.insecure),
+                            auth.Credentials(username, password), certs_dir=options.certs_dir)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+def login_domain(server: str) -> str:
+    """`https://index.docker.io/v1/` -> docker.io; `localhost:5000` as it is."""
+    text = (server or "").strip()
+    for prefix in ("https://", "http://"):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+    text = text.split("/")[0]
+    if not text or text in hosts.DOCKER_HUB_DOMAINS:
+        return reference.DEFAULT_DOMAIN
+    return text
 
 
 def host_platform() -> oci_image.Platform:
@@ -167,12 +209,12 @@ class Pull:
         if self.manifest is None:
             self.resolve()
         try:
-            emit(wire_progress.progress_message(f"Pulling from {ref.path}",
+            emit(message(f"Pulling from {ref.path}",
                                                 ref.digest or ref.tag))
             existing = _existing(self.images, ref, self.manifest.config.digest)
             if existing is not None:
-                emit(wire_progress.progress_message(f"Digest: {self.top.digest}"))
-                emit(wire_progress.progress_message(
+                emit(message(f"Digest: {self.top.digest}"))
+                emit(message(
                     f"Status: Image is up to date for {ref.familiar()}"))
                 return existing
             return _transfer(self.images, self.client, ref.path, ref, self.top.digest,
@@ -257,17 +299,17 @@ def _transfer(images, client: RegistryClient, repo: str, ref: reference.Referenc
         def on_bytes(done: int) -> None:
             if done - last[0] >= PROGRESS_STEP or done == layer.size:
                 last[0] = done
-                emit(wire_progress.progress_message("Downloading", sid, done, layer.size))
+                emit(message("Downloading", sid, done, layer.size))
 
         client.fetch_blob(repo, layer, store, on_bytes)
         with lock:
             ingested.add(layer.digest)
-        emit(wire_progress.progress_message("Verifying Checksum", sid))
-        emit(wire_progress.progress_message("Download complete", sid))
+        emit(message("Verifying Checksum", sid))
+        emit(message("Download complete", sid))
 
     for layer, chain in zip(manifest.layers, chains):
         sid = _short(layer.digest)
-        emit(wire_progress.progress_message(
+        emit(message(
             "Already exists" if snapshots.exists(chain) else "Pulling fs layer", sid))
     pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency),
                               thread_name_prefix="skiff-pull")
@@ -281,12 +323,12 @@ def _transfer(images, client: RegistryClient, repo: str, ref: reference.Referenc
             future.result()
             if not snapshots.exists(chain):
                 sid = _short(layer.digest)
-                emit(wire_progress.progress_message("Extracting", sid, layer.size,
+                emit(message("Extracting", sid, layer.size,
                                                     layer.size))
                 snapshots.unpack(chain, parent, store.path(layer.digest), layer.media_type,
                                  expected_diff_id=diff_id)
                 new_snapshots.append(chain)
-                emit(wire_progress.progress_message("Pull complete", sid))
+                emit(message("Pull complete", sid))
             parent = chain
         record = _commit(images, ref, top_digest, manifest, config_bytes, chains,
                          new_snapshots)
@@ -297,8 +339,8 @@ def _transfer(images, client: RegistryClient, repo: str, ref: reference.Referenc
         _discard(images, new_snapshots, ingested | {manifest.config.digest})
         raise
     pool.shutdown(wait=True)
-    emit(wire_progress.progress_message(f"Digest: {top_digest}"))
-    emit(wire_progress.progress_message(
+    emit(message(f"Digest: {top_digest}"))
+    emit(message(
         f"Status: Downloaded newer image for {ref.familiar()}"))
     return record
 

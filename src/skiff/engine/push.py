@@ -18,9 +18,8 @@ from skiff.oci import image as oci_image
 from skiff.oci import reference
 from skiff.registry import auth
 from skiff.registry import manifest as registry_manifest
-from skiff.wire import progress as wire_progress
 
-from skiff.engine.pull import RegistryOptions, client_for, record_digest
+from skiff.engine.pull import RegistryOptions, aux, client_for, message, record_digest
 
 Progress = Callable[[dict], None]
 PROGRESS_STEP = 512 * 1024
@@ -84,7 +83,7 @@ def push(images, text: str, *, credentials: auth.Credentials | None = None,
     client = client_for(ref, options, credentials)
     digests = []
     try:
-        emit(wire_progress.progress_message(
+        emit(message(
             f"The push refers to repository [{ref.repository if ref.domain != 'docker.io' else 'docker.io/' + ref.path}]"))
         for tag_ref in tags:
             digests.append(_push_one(images, client, tag_ref, options, emit))
@@ -105,7 +104,7 @@ def _push_one(images, client, ref: reference.Reference, options: RegistryOptions
                            f"store (it was shared with an image pulled earlier); pull or load "
                            f"the image again to push it")
     for layer in reversed(layers):
-        emit(wire_progress.progress_message("Preparing", _short(layer["diffID"])))
+        emit(message("Preparing", _short(layer["diffID"])))
     # another repository of this registry that holds the image: its blobs can be mounted
     mount_from = next((r.path for r in (reference.parse(t) for t in image.repo_tags)
                        if r.domain == ref.domain and r.path != repo), None)
@@ -114,17 +113,17 @@ def _push_one(images, client, ref: reference.Reference, options: RegistryOptions
         sid = _short(layer["diffID"])
         digest, size = layer["digest"], layer["size"]
         if client.blob_exists(repo, digest):
-            emit(wire_progress.progress_message("Layer already exists", sid))
+            emit(message("Layer already exists", sid))
             return
         with store.open(digest) as f:
-            body = _Counting(f, lambda done: emit(wire_progress.progress_message(
+            body = _Counting(f, lambda done: emit(message(
                 "Pushing", sid, done, size)))
             how = client.upload_blob(repo, digest, size, body, mount_from=mount_from,
                                      chunk_size=options.upload_chunk_size)
         if how == "mounted":
-            emit(wire_progress.progress_message(f"Mounted from {mount_from}", sid))
+            emit(message(f"Mounted from {mount_from}", sid))
         else:
-            emit(wire_progress.progress_message("Pushed", sid))
+            emit(message("Pushed", sid))
 
     with ThreadPoolExecutor(max_workers=max(1, options.concurrency),
                             thread_name_prefix="skiff-push") as pool:
@@ -137,7 +136,7 @@ def _push_one(images, client, ref: reference.Reference, options: RegistryOptions
     data, media_type = _manifest(image.id, config_size, layers)
     digest = client.put_manifest(repo, ref.tag, data, media_type)
     record_digest(images, image.id, digest)
-    emit(wire_progress.progress_message(
+    emit(message(
         f"{ref.tag}: digest: {digest} size: {len(data)}"))
-    emit(wire_progress.aux_message({"Tag": ref.tag, "Digest": digest, "Size": len(data)}))
+    emit(aux({"Tag": ref.tag, "Digest": digest, "Size": len(data)}))
     return digest
