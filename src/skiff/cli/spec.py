@@ -359,8 +359,6 @@ COMMANDS: list[Command] = [
                 Flag("change", "c", LIST, help="Apply Dockerfile instruction to the created "
                      "image", metavar="list"),
                 Flag("message", "m", STRING, help="Set commit message for imported image"),
-                Flag("platform", "", STRING, help="Set platform if server is multi-platform "
-                     "capable"),
             ], min_args=1, max_args=2, aliases=("image import", "import")),
     Command("system df", "system df [OPTIONS]", "Show skiff disk usage",
             _C + "images:cmd_system_df",
