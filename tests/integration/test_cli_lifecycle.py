@@ -36,10 +36,31 @@ def test_lifecycle_commands(daemon):
 
 
 def test_attach_streams_output_until_exit(daemon):
+    # The container waits for the attach (a file appears in /tmp when told), since attach
+    # streams only what is written after it: no race with a slow machine.
     ok(daemon.cli("run", "-d", "--name", "cli-att", "busybox", "sh", "-c",
-                  "sleep 0.5; echo from-attach; exit 4"))
+                  "while [ ! -e /tmp/go ]; do sleep 0.05; done; echo from-attach; exit 4"))
     try:
+        import threading
+
+        def release():
+            sdk = daemon.client()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                events = [e for e in sdk.events(since=started, until=time.time(), decode=True,
+                                                filters={"event": "attach",
+                                                         "container": "cli-att"})]
+                if events:
+                    break
+                time.sleep(0.05)
+            time.sleep(0.2)
+            sdk.containers.get("cli-att").exec_run(["touch", "/tmp/go"])
+
+        started = time.time() - 1
+        helper = threading.Thread(target=release, daemon=True)
+        helper.start()
         result = daemon.cli("attach", "--no-stdin", "cli-att")
+        helper.join(timeout=30)
         assert result.stdout == b"from-attach\n"
         assert result.returncode == 4
     finally:
