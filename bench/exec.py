@@ -50,6 +50,9 @@ def main() -> None:
             ctr = run_detached(engine)
             try:
                 times = time_runs(engine.cli + ["exec", ctr, "true"], args.runs, env=env)
+            except subprocess.CalledProcessError as exc:  # say so, and measure the others
+                print(f"{name}: exec failed ({exc.returncode}); skipped")
+                continue
             finally:
                 subprocess.run(engine.cli + ["rm", "-f", ctr], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

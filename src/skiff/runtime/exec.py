@@ -17,6 +17,7 @@ docker's wording (`OCI runtime exec failed: exec failed: unable to start contain
 process: ...: unknown`) and exit code 126/127 for a command that cannot run.
 """
 
+import json
 import os
 
 from skiff.errors import InvalidArgument, RuntimeFailure
@@ -180,26 +181,28 @@ def exec_process(bundle, container_id, init_pid, process: dict, *, stdio=None,
     """Start `process` (an OCI process object; what it leaves out comes from config.json)
     in the container whose init is `init_pid`; return its host pid once execve succeeded.
     The caller must be single-threaded and reaps the process."""
-    from . import host as _host
-    from . import cgroups as _cgroups
-    from .launch import _program, _start_init, load_config
+    from .launch import _start_init
     bundle = os.path.abspath(bundle)
-    config = load_config(bundle)
-    if not process.get("args") and not (config.get("process") or {}).get("args"):
-        raise RuntimeFailure(failure_text("args must not be empty"))
-    host = _host.current()
-    start = _start_time(init_pid)
-    if start is None:
-        raise RuntimeFailure(f"{PREFIX}container {container_id} is not running: unknown")
-    joins, pid_ns = namespaces_of(init_pid)
-    files = _cgroups.join_files(cgroup_dirs_of(init_pid, host), host.cgroup_v2)
     if process.get("terminal") and console_socket is None:
         raise RuntimeFailure(failure_text("process.terminal is set but no console socket "
                                           "was given"))
-    plan = build(config, process, bundle=bundle, container_id=container_id, host=host,
-                 joins=joins, cgroup_files=files, pid_ns_path=pid_ns,
-                 console=console_socket is not None)
-    programs = {plan.seccomp[0]: _program(plan.seccomp)} if plan.seccomp else {}
+    start = _start_time(init_pid)
+    if start is None:
+        raise RuntimeFailure(f"{PREFIX}container {container_id} is not running: unknown")
+    try:
+        mtime = os.stat(os.path.join(bundle, "config.json")).st_mtime_ns
+    except OSError:
+        mtime = None
+    key = (bundle, mtime, container_id, init_pid, start, console_socket is not None,
+           json.dumps(process, sort_keys=True))
+    cached = _plans.get(key)
+    if cached is None:
+        cached = _prepare(bundle, container_id, init_pid, process, console_socket is not None)
+        if len(_plans) >= 64:
+            _plans.clear()
+        _plans[key] = cached
+    template, programs = cached
+    plan = ExecPlan(template.steps, template.pid_ns_path, template.seccomp, template.rootfs)
     if _start_time(init_pid) != start:  # the init went (and its pid may be another's)
         raise RuntimeFailure(f"{PREFIX}container {container_id} is not running: unknown")
     ctx = _apply.Context(plan.rootfs, console_socket, None, programs)
@@ -223,6 +226,26 @@ def exec_process(bundle, container_id, init_pid, process: dict, *, stdio=None,
                 _ns.setns(own_pid_ns, _ns.CLONE_NEWPID)
             finally:
                 os.close(own_pid_ns)
+
+
+_plans = {}  # (bundle, config mtime, init, its start time, process...) -> (plan, programs)
+
+
+def _prepare(bundle, container_id, init_pid, process, console):
+    """The plan and compiled seccomp programs of an exec (pure work plus /proc reads)."""
+    from . import host as _host
+    from . import cgroups as _cgroups
+    from .launch import _program, load_config
+    config = load_config(bundle)
+    if not process.get("args") and not (config.get("process") or {}).get("args"):
+        raise RuntimeFailure(failure_text("args must not be empty"))
+    host = _host.current()
+    joins, pid_ns = namespaces_of(init_pid)
+    files = _cgroups.join_files(cgroup_dirs_of(init_pid, host), host.cgroup_v2)
+    plan = build(config, process, bundle=bundle, container_id=container_id, host=host,
+                 joins=joins, cgroup_files=files, pid_ns_path=pid_ns, console=console)
+    programs = {plan.seccomp[0]: _program(plan.seccomp)} if plan.seccomp else {}
+    return plan, programs
 
 
 def _start_time(pid):
