@@ -14,12 +14,12 @@ and dropped. With `detach` its stdio is /dev/null (or a pty nobody reads but us)
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import os
 import socket
 
 from skiff.monitor.server import HIGH_WATER, READ_SIZE, STREAM_EXIT, frame
+from skiff.monitor.stdio import read_chunk
 
 _TASKS: set = set()  # the loop holds tasks weakly
 
@@ -180,14 +180,9 @@ def _send(proc: ExecProcess, stream: int, data: bytes) -> None:
 
 
 def _on_output(proc: ExecProcess, fd: int) -> None:
-    try:
-        data = os.read(fd, READ_SIZE)
-    except BlockingIOError:
+    data = read_chunk(fd)
+    if data is None:
         return
-    except OSError as exc:  # EIO: the pty's last slave closed
-        if exc.errno != errno.EIO:
-            raise
-        data = b""
     if not data:
         asyncio.get_running_loop().remove_reader(fd)
         del proc.output_fds[fd]

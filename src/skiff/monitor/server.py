@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
-import errno
 import fcntl
 import json
 import os
@@ -36,6 +35,7 @@ import termios
 
 from skiff.monitor import oom
 from skiff.monitor.logfile import JsonFileLog
+from skiff.monitor.stdio import read_chunk
 from skiff.timefmt import rfc3339_nano
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -170,14 +170,9 @@ class Monitor:
 
     # ------------------------------------------------------------------ output
     def _on_output(self, box: Box, fd: int) -> None:
-        try:
-            data = os.read(fd, READ_SIZE)
-        except BlockingIOError:
+        data = read_chunk(fd)
+        if data is None:
             return
-        except OSError as exc:  # EIO: the pty's last slave closed
-            if exc.errno != errno.EIO:
-                raise
-            data = b""
         stream = box.output_fds[fd]
         if not data:
             self.loop.remove_reader(fd)
