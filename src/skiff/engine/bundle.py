@@ -164,5 +164,5 @@ def write_bundle(container_dir: str, spec: dict, files: dict[str, str]) -> None:
             f.write(text)
     tmp = os.path.join(container_dir, "config.json.tmp")
     with open(tmp, "w") as f:
-        json.dump(spec, f, indent=1)
+        f.write(json.dumps(spec))  # compact: the C encoder (indent would use the Python one)
     os.replace(tmp, os.path.join(container_dir, "config.json"))
