@@ -6,7 +6,7 @@ The decoders themselves live in skiff.wire (sans-IO); this module only feeds the
 
 from __future__ import annotations
 
-import socket
+import _socket  # not `socket`: see transport.py
 from collections.abc import Iterable, Iterator
 
 from skiff.client.errors import ProtocolError
@@ -95,7 +95,7 @@ class HijackedStream:
             return
         self._write_closed = True
         try:
-            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.shutdown(_socket.SHUT_WR)
         except OSError:
             pass
 

@@ -13,7 +13,7 @@ exception raised while connecting is translated here, once, into `DaemonUnreacha
 
 from __future__ import annotations
 
-import socket
+import _socket  # the C module: `socket` costs ~8 ms of start-up (its enum conversions)
 
 from skiff.client.errors import DaemonUnreachable, ProtocolError
 from skiff.errors import InvalidArgument
@@ -79,7 +79,7 @@ def open_socket(host: str, timeout: float | None = None) -> socket.socket:
     kind, address = parse_host(host)
     try:
         if kind == "unix":
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
             try:
                 sock.settimeout(timeout)
                 sock.connect(address)
@@ -87,6 +87,8 @@ def open_socket(host: str, timeout: float | None = None) -> socket.socket:
                 sock.close()
                 raise
         else:
+            import socket
+
             sock = socket.create_connection(address, timeout=timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError as exc:
