@@ -110,6 +110,21 @@ class Skiff:
                 pass
         subprocess.run(["umount", "-R", self.dir], stderr=subprocess.DEVNULL)
         shutil.rmtree(self.dir, ignore_errors=True)
+        remove_cgroup_parent("skiff-bench")
+
+
+def remove_cgroup_parent(name: str) -> None:
+    """Remove the (by now empty) cgroup directories `name` beneath our own cgroups."""
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.strip().split(":", 2)
+            sub = controllers.split(",")[0].replace("name=", "") if controllers else "unified"
+            top = os.path.join("/sys/fs/cgroup", sub, path.lstrip("/"), name)
+            for dirpath, _, _ in sorted(os.walk(top), reverse=True):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass
 
 
 class Docker:
