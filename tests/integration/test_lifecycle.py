@@ -354,3 +354,26 @@ def test_sizes_count_what_a_container_wrote(daemon):
         assert "SIZE" in out.splitlines()[0]
     finally:
         c.remove(force=True)
+
+
+def test_image_events(daemon, test_images):
+    sdk = daemon.client()
+    since = time.time()
+    with open(os.path.join(test_images, "busybox.tar"), "rb") as f:
+        sdk.images.load(f.read())
+    image = sdk.images.get("busybox")
+    image.tag("evented-image", "v1")
+    sdk.images.remove("evented-image:v1")
+    until = time.time() + 0.2
+    seen = [(e["Action"], e["Actor"]["Attributes"].get("name"))
+            for e in sdk.events(since=since, until=until, decode=True,
+                                filters={"type": "image"})]
+    assert ("load", "busybox:latest") in seen
+    assert any(a == "tag" and "evented-image" in (n or "") for a, n in seen), seen
+    assert any(a == "untag" for a, _ in seen), seen
+    untag = next(e for e in sdk.events(since=since, until=until, decode=True,
+                                       filters={"type": "image", "event": "untag"}))
+    assert untag["Actor"]["ID"] == image.id
+    tag_event = next(e for e in sdk.events(since=since, until=until, decode=True,
+                                           filters={"type": "image", "event": "tag"}))
+    assert tag_event["Actor"]["ID"] == image.id

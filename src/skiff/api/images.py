@@ -221,6 +221,11 @@ def routes(engine):
         except SkiffError as exc:
             return json_response({"message": exc.message}, exc.status)
 
+        for line in loaded:
+            for prefix in ("Loaded image: ", "Loaded image ID: "):
+                if line.startswith(prefix):
+                    image_event("load", line[len(prefix):].strip())
+
         async def body():
             for line in loaded:
                 text = line if line.endswith("\n") else line + "\n"
@@ -228,9 +233,24 @@ def routes(engine):
 
         return StreamingResponse(body())
 
+    def image_event(action: str, ref: str, image_id: str | None = None) -> None:
+        """An image event as docker emits it: the image's id, its name as an attribute."""
+        if image_id is None:
+            try:
+                image_id = images.get(ref).id
+            except SkiffError:
+                image_id = ref
+        engine.events.emit("image", action, image_id, {"name": ref})
+
     async def delete(request: Request):
+        target = images.get(request.match["name"]).id  # 404 as docker, before anything
         removed = await asyncio.to_thread(images.remove, request.match["name"],
                                           force=request.flag("force"))
+        for item in removed:
+            if "Untagged" in item:
+                image_event("untag", item["Untagged"], image_id=target)
+            if "Deleted" in item:
+                image_event("delete", item["Deleted"], image_id=item["Deleted"])
         return json_response(removed)
 
     async def save(request: Request):
@@ -250,8 +270,9 @@ def routes(engine):
         if not repo:
             raise InvalidArgument("repository name must be given")
         tag_text = request.arg("tag") or ""
-        await asyncio.to_thread(images.tag, request.match["name"],
-                                f"{repo}:{tag_text}" if tag_text else repo)
+        new_ref = await asyncio.to_thread(images.tag, request.match["name"],
+                                          f"{repo}:{tag_text}" if tag_text else repo)
+        image_event("tag", new_ref if isinstance(new_ref, str) else repo)
         return Response(201, b"", content_type="")
 
     async def history(request: Request):
