@@ -16,10 +16,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 
 from skiff.monitor.server import HIGH_WATER, READ_SIZE, STREAM_EXIT, frame
-from skiff.monitor.stdio import read_chunk
+from skiff.monitor.stdio import console_pair, pipes, read_chunk, receive_terminal
 
 _TASKS: set = set()  # the loop holds tasks weakly
 
@@ -74,34 +73,21 @@ def _start(monitor, req: dict) -> ExecProcess | dict:
     console = None
     try:
         if proc.tty:
-            console, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            child_fds.append(theirs.detach())
-            pid = exec_process(box.bundle, box.id, box.pid, process,
-                               console_socket=child_fds[-1])
-            _msg, fds, _flags, _addr = socket.recv_fds(console, 16, 1, socket.MSG_DONTWAIT)
-            if not fds:
+            console, theirs = console_pair()
+            child_fds.append(theirs)
+            pid = exec_process(box.bundle, box.id, box.pid, process, console_socket=theirs)
+            master = receive_terminal(console)
+            if master is None:
                 os.kill(pid, 9)
                 raise RuntimeFailure("the runtime sent no terminal", 125)
-            proc.stdin_fd = fds[0]
-            proc.output_fds[fds[0]] = 1
+            proc.stdin_fd = master
+            proc.output_fds[master] = 1
         else:
-            if req.get("stdin") and not detach:
-                stdin_r, proc.stdin_fd = os.pipe()
-            else:
-                stdin_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-            child_fds.append(stdin_r)
-            if detach:
-                out_w = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-                err_w = os.dup(out_w)
-                child_fds += [out_w, err_w]
-            else:
-                out_r, out_w = os.pipe()
-                err_r, err_w = os.pipe()
-                child_fds += [out_w, err_w]
-                proc.output_fds[out_r] = 1
-                proc.output_fds[err_r] = 2
-            pid = exec_process(box.bundle, box.id, box.pid, process,
-                               stdio=(stdin_r, out_w, err_w))
+            stdio, proc.stdin_fd, readers = pipes(stdin=bool(req.get("stdin")) and not detach,
+                                                  output=not detach)
+            child_fds += list(stdio)
+            proc.output_fds.update(readers)
+            pid = exec_process(box.bundle, box.id, box.pid, process, stdio=stdio)
     except RuntimeFailure as exc:
         _close_all(proc)
         return {"error": exc.message, "exit_code": exc.exit_code}

@@ -28,14 +28,13 @@ import fcntl
 import json
 import os
 import signal
-import socket
 import struct
 import sys
 import termios
 
 from skiff.monitor import oom
 from skiff.monitor.logfile import JsonFileLog
-from skiff.monitor.stdio import read_chunk
+from skiff.monitor.stdio import console_pair, pipes, read_chunk, receive_terminal
 from skiff.timefmt import rfc3339_nano
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -103,30 +102,20 @@ class Monitor:
         console = None
         try:
             if box.tty:
-                console, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-                child_fds.append(theirs.detach())
-                pid = runtime.spawn(box.bundle, cid, stdio=None, console_socket=child_fds[-1])
-                _msg, fds, _flags, _addr = socket.recv_fds(console, 16, 1, socket.MSG_DONTWAIT)
-                if not fds:
+                console, theirs = console_pair()
+                child_fds.append(theirs)
+                pid = runtime.spawn(box.bundle, cid, stdio=None, console_socket=theirs)
+                master = receive_terminal(console)
+                if master is None:
                     raise RuntimeFailure("the runtime sent no terminal", 125)
-                master = fds[0]
                 os.set_blocking(master, False)
                 box.stdin_fd = master
                 box.output_fds[master] = 1
             else:
-                if req.get("stdin"):
-                    stdin_r, stdin_w = os.pipe()
-                    child_fds.append(stdin_r)
-                    box.stdin_fd = stdin_w
-                else:
-                    stdin_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-                    child_fds.append(stdin_r)
-                out_r, out_w = os.pipe()
-                err_r, err_w = os.pipe()
-                child_fds += [out_w, err_w]
-                box.output_fds[out_r] = 1
-                box.output_fds[err_r] = 2
-                pid = runtime.spawn(box.bundle, cid, stdio=(stdin_r, out_w, err_w))
+                stdio, box.stdin_fd, readers = pipes(stdin=bool(req.get("stdin")), output=True)
+                child_fds += list(stdio)
+                box.output_fds.update(readers)
+                pid = runtime.spawn(box.bundle, cid, stdio=stdio)
         except RuntimeFailure as exc:
             self._discard_fds(box)
             if box.log:
