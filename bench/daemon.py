@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import Docker, Skiff, sh  # noqa: E402
+from run import Docker, Skiff, sh, write_results  # noqa: E402
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -158,11 +158,7 @@ def main() -> None:
     print(f"\n{'':28}" + "".join(f"{n:>12}" for n in results))
     for key in keys:
         print(f"{key:28}" + "".join(f"{results[n].get(key, ''):>12}" for n in results))
-    os.makedirs(args.out, exist_ok=True)
-    out = os.path.join(args.out, time.strftime("daemon-%Y%m%d-%H%M%S.json"))
-    with open(out, "w") as f:
-        json.dump({"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "results": results}, f, indent=1)
-    print(f"figures written to {out}")
+    write_results(args.out, "daemon", {"results": results})
 
 
 if __name__ == "__main__":

@@ -12,14 +12,13 @@ median and spread, and writes the figures as JSON under bench/results/.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import HERE, IMAGES, ROOT, Docker, Podman, Skiff, sh, stats, time_runs  # noqa: E402
+from run import (HERE, IMAGES, ROOT, Docker, Podman, Skiff, print_latencies, sh,  # noqa: E402
+                 stats, time_runs, write_results)
 
 
 def run_detached(engine) -> str:
@@ -57,21 +56,8 @@ def main() -> None:
                 subprocess.run(engine.cli + ["rm", "-f", ctr], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             results[name] = {"exec_true": stats(times)}
-    print(f"\n{'engine':8} {'exec CTR true':>16}   p10..p90")
-    for name, r in results.items():
-        s = r["exec_true"]
-        print(f"{name:8} {s['median_ms']:>13} ms   {s['p10_ms']}..{s['p90_ms']} ms")
-    if "skiff" in results:
-        for peer in ("docker", "podman"):
-            if peer in results:
-                ratio = results["skiff"]["exec_true"]["median_ms"] / \
-                    results[peer]["exec_true"]["median_ms"]
-                print(f"skiff / {peer}: {ratio:.2f}")
-    os.makedirs(args.out, exist_ok=True)
-    out = os.path.join(args.out, time.strftime("exec-%Y%m%d-%H%M%S.json"))
-    with open(out, "w") as f:
-        json.dump({"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "results": results}, f, indent=1)
-    print(f"figures written to {out}")
+    print_latencies(results, "exec_true", "exec CTR true")
+    write_results(args.out, "exec", {"results": results})
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ random bytes, 40% text). Prints a table and writes the figures as JSON under ben
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from pull import build_image  # noqa: E402
-from run import IMAGES, ROOT, Docker, Podman, Skiff, sh, stats  # noqa: E402
+from run import IMAGES, ROOT, Docker, Podman, Skiff, sh, stats, write_results  # noqa: E402
 
 WORK = "/var/tmp/skiff-bench-images"
 WRITER = ("mkdir /data && i=0; while [ $i -lt 1000 ]; do "
@@ -112,12 +111,8 @@ def main() -> None:
                 ratios = {k: round(results["skiff"][k]["median_ms"] /
                                    results[peer][k]["median_ms"], 2) for k in results[peer]}
                 print(f"skiff / {peer} (time): {ratios}")
-    os.makedirs(args.out, exist_ok=True)
-    out = os.path.join(args.out, time.strftime("images-%Y%m%d-%H%M%S.json"))
-    with open(out, "w") as f:
-        json.dump({"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "size_mb": args.size_mb,
-                   "runs": args.runs, "results": results}, f, indent=1)
-    print(f"figures written to {out}")
+    write_results(args.out, "images", {"size_mb": args.size_mb, "runs": args.runs,
+                                       "results": results})
 
 
 if __name__ == "__main__":

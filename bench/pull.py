@@ -32,7 +32,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from run import Docker, Podman, Skiff, sh, stats  # noqa: E402
+from run import Docker, Podman, Skiff, sh, stats, write_results  # noqa: E402
 
 WORK = "/var/tmp/skiff-bench-pull"
 LAYER_SHARES = (0.27, 0.2, 0.2, 0.13, 0.13, 0.07)
@@ -257,13 +257,8 @@ def main() -> None:
               f"layers; skiff sends them as stored)")
         for name, st in push_results.items():
             print(f"{name:8} {st['median_ms']:>9} ms   {st['min_ms']}..{st['max_ms']} ms")
-    os.makedirs(args.out, exist_ok=True)
-    out = os.path.join(args.out, time.strftime("pull-%Y%m%d-%H%M%S.json"))
-    with open(out, "w") as f:
-        json.dump({"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "size_mb": args.size_mb,
-                   "compressed_bytes": compressed, "results": results,
-                   "push": push_results}, f, indent=1)
-    print(f"figures written to {out}")
+    write_results(args.out, "pull", {"size_mb": args.size_mb, "compressed_bytes": compressed,
+                                     "results": results, "push": push_results})
 
 
 if __name__ == "__main__":

@@ -60,6 +60,29 @@ def stats(times: list[float]) -> dict:
             "max_ms": round(ordered[-1], 1), "runs": len(ordered)}
 
 
+def print_latencies(results: dict, key: str, label: str) -> None:
+    """A table of one latency per engine, and skiff's ratio to each peer."""
+    print(f"\n{'engine':8} {label:>24}   p10..p90")
+    for name, r in results.items():
+        s = r[key]
+        print(f"{name:8} {s['median_ms']:>21} ms   {s['p10_ms']}..{s['p90_ms']} ms")
+    if "skiff" in results:
+        for peer in ("docker", "podman"):
+            if peer in results:
+                ratio = results["skiff"][key]["median_ms"] / results[peer][key]["median_ms"]
+                print(f"skiff / {peer}: {ratio:.2f}")
+
+
+def write_results(out_dir: str, prefix: str, payload: dict) -> str:
+    """bench/results/PREFIX-DATE.json with the figures (and the date)."""
+    os.makedirs(out_dir, exist_ok=True)
+    out = os.path.join(out_dir, time.strftime(f"{prefix}-%Y%m%d-%H%M%S.json"))
+    with open(out, "w") as f:
+        json.dump({"date": time.strftime("%Y-%m-%dT%H:%M:%S"), **payload}, f, indent=1)
+    print(f"figures written to {out}")
+    return out
+
+
 # ---------------------------------------------------------------------------------- engines
 def command(name: str) -> str:
     """The command a user's shell finds after scripts/install.sh (which puts skiff's in
@@ -231,21 +254,8 @@ def main() -> None:
         with cls() as engine:
             times = time_runs(engine.run_cmd(), args.runs, env=getattr(engine, "env", None))
             results[name] = {"run_rm_true": stats(times)}
-    print(f"\n{'engine':8} {'run --rm busybox true':>24}   p10..p90")
-    for name, r in results.items():
-        s = r["run_rm_true"]
-        print(f"{name:8} {s['median_ms']:>21} ms   {s['p10_ms']}..{s['p90_ms']} ms")
-    if "skiff" in results:
-        for peer in ("docker", "podman"):
-            if peer in results:
-                ratio = results["skiff"]["run_rm_true"]["median_ms"] / \
-                    results[peer]["run_rm_true"]["median_ms"]
-                print(f"skiff / {peer}: {ratio:.2f}")
-    os.makedirs(args.out, exist_ok=True)
-    out = os.path.join(args.out, time.strftime("run-%Y%m%d-%H%M%S.json"))
-    with open(out, "w") as f:
-        json.dump({"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "results": results}, f, indent=1)
-    print(f"figures written to {out}")
+    print_latencies(results, "run_rm_true", "run --rm busybox true")
+    write_results(args.out, "run", {"results": results})
 
 
 if __name__ == "__main__":
