@@ -9,7 +9,7 @@ import threading
 
 from skiff.api.http import Request, StreamingResponse, json_response
 from skiff.engine import commit as commits
-from skiff.errors import InvalidArgument
+from skiff.errors import InvalidArgument, SkiffError
 
 EXPORT_CHUNK = 1 << 20
 EXPORT_QUEUE = 8          # chunks buffered between the tar writer thread and the socket
@@ -78,6 +78,22 @@ def stream_from_thread(produce) -> StreamingResponse:
     return StreamingResponse(body(), content_type="application/x-tar")
 
 
+def _commit_event(engine, container: str, image_id: str, repo: str, tag: str,
+                  comment: str) -> None:
+    """Docker logs a commit as a container event naming the new image."""
+    from skiff.oci import reference
+
+    image_ref = ""
+    if repo:
+        image_ref = reference.parse(f"{repo}:{tag}" if tag else repo).familiar()
+    try:
+        record = engine.containers.get(container)
+    except SkiffError:
+        return  # removed meanwhile: nothing to attribute the event to
+    engine.containers._emit(record, "commit", comment=comment, imageID=image_id,
+                            imageRef=image_ref)
+
+
 def routes(engine):
     async def changes(request: Request):
         found = await asyncio.to_thread(commits.changes, engine, request.match["id"])
@@ -99,6 +115,8 @@ def routes(engine):
             tag=request.arg("tag") or "", comment=request.arg("comment") or "",
             author=request.arg("author") or "", changes=request.query.get("changes") or [],
             pause=request.flag("pause", True), config=config)
+        _commit_event(engine, container, image_id, request.arg("repo") or "",
+                      request.arg("tag") or "", request.arg("comment") or "")
         return json_response({"Id": image_id}, 201)
 
     return [

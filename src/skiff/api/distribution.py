@@ -30,8 +30,9 @@ def _with_bar(message: dict) -> dict:
     return message
 
 
-def _stream(work) -> StreamingResponse:
-    """Run `work(emit)` in a thread; stream what it emits, then an errorDetail if it fails."""
+def _stream(work, succeeded=None) -> StreamingResponse:
+    """Run `work(emit)` in a thread; stream what it emits, then an errorDetail if it fails.
+    `succeeded()` runs on the event loop once the work has finished without an error."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
 
@@ -41,6 +42,8 @@ def _stream(work) -> StreamingResponse:
     async def run():
         try:
             await asyncio.to_thread(work, emit)
+            if succeeded is not None:
+                succeeded()
         except SkiffError as exc:
             queue.put_nowait(progress.error_message(exc.message))
         except Exception as exc:  # a bug: still a well-formed stream for the client
@@ -70,6 +73,12 @@ def _pull_reference(source: str, tag: str) -> str:
     return f"{source}@{tag}" if ":" in tag else f"{source}:{tag}"
 
 
+def _event(engine, action: str, ref: reference.Reference) -> None:
+    """Docker logs pull and push with the familiar reference as the actor and its name."""
+    from skiff.api.images import emit_image_event
+    emit_image_event(engine, action, ref.familiar(), ref.familiar_name())
+
+
 def routes(engine):
     from skiff.engine import pull as engine_pull
 
@@ -95,12 +104,12 @@ def routes(engine):
             def all_tags(emit):
                 engine_pull.pull_all_tags(engine.images, text, platform=platform,
                                           credentials=creds, options=options(), progress=emit)
-            return _stream(all_tags)
+            return _stream(all_tags, lambda: _event(engine, "pull", bare))
 
         job = engine_pull.Pull(engine.images, str(ref), platform=platform, credentials=creds,
                                options=options())
         await asyncio.to_thread(job.resolve)   # unknown image, denied: an HTTP error status
-        return _stream(job.run)
+        return _stream(job.run, lambda: _event(engine, "pull", ref))
 
     async def push(request: Request):
         from skiff.engine import push as engine_push
@@ -117,7 +126,7 @@ def routes(engine):
             engine_push.push(engine.images, text, credentials=creds, options=options(),
                              progress=emit, all_tags=not ref.tag)
 
-        return _stream(work)
+        return _stream(work, lambda: _event(engine, "push", ref))
 
     async def distribution(request: Request):
         ref = reference.parse(request.match["name"])

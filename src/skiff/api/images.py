@@ -201,6 +201,19 @@ def _filtered(images, filters: dict) -> list:
     return [r for r in records if _matches(r, rest)]
 
 
+def emit_image_event(engine, action: str, actor_id: str, name: str) -> None:
+    """An image event as docker's LogImageEvent makes it: the image's labels as attributes
+    (while it still exists), and `name`. Called on the event loop."""
+    attributes: dict = {}
+    try:
+        record = engine.images.get(actor_id)
+        attributes.update(((record.config or {}).get("config") or {}).get("Labels") or {})
+    except SkiffError:
+        pass
+    attributes["name"] = name
+    engine.events.emit("image", action, actor_id, attributes)
+
+
 def routes(engine):
     images = engine.images
 
@@ -240,7 +253,7 @@ def routes(engine):
                 image_id = images.get(ref).id
             except SkiffError:
                 image_id = ref
-        engine.events.emit("image", action, image_id, {"name": ref})
+        emit_image_event(engine, action, image_id, ref)
 
     async def delete(request: Request):
         target = images.get(request.match["name"]).id  # 404 as docker, before anything
@@ -263,6 +276,8 @@ def routes(engine):
         if not names:
             raise InvalidArgument("no image names given")
         selected = await asyncio.to_thread(archive.resolve_names, images, names)
+        for record, _ in selected:  # docker logs `save` per image as the export starts
+            emit_image_event(engine, "save", record.id, record.id)
         return stream_from_thread(lambda out: archive.write_archive(images, selected, out))
 
     async def tag(request: Request):
@@ -326,6 +341,7 @@ def routes(engine):
                 return json_response({"message": exc.message}, exc.status)
         finally:
             spool.close()
+        emit_image_event(engine, "import", image_id, image_id)
 
         async def body():
             yield progress.encode({"status": image_id})
