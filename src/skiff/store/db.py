@@ -75,6 +75,18 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX containers_image ON containers(image_id)",
     ],
+    # 2: volumes (skiff.store.volumes); `removing` is set in the transaction before a
+    # volume's data is deleted, so that a crash half-way is finished at the next start
+    [
+        """CREATE TABLE volumes (
+            name TEXT PRIMARY KEY,
+            driver TEXT NOT NULL,
+            created TEXT NOT NULL,            -- RFC 3339
+            labels TEXT NOT NULL,             -- JSON object
+            options TEXT NOT NULL,            -- JSON object: the driver's options
+            removing INTEGER NOT NULL DEFAULT 0
+        )""",
+    ],
 ]
 
 
