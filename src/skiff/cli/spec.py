@@ -365,6 +365,15 @@ COMMANDS: list[Command] = [
             [Flag("format", "", STRING,
                   help="Format output using a template ('table', 'json' or 'TEMPLATE')")],
             max_args=0, aliases=("system df",)),
+    Command("system prune", "system prune [OPTIONS]", "Remove unused data",
+            _C + "prune:cmd_system_prune",
+            [
+                Flag("all", "a", BOOL, help="Remove all unused images not just dangling ones"),
+                Flag("filter", "", LIST, help='Provide filter values (e.g. "label=<key>=<value>")',
+                     metavar="filter"),
+                Flag("force", "f", BOOL, help="Do not prompt for confirmation"),
+                Flag("volumes", "", BOOL, help="Prune anonymous volumes"),
+            ], max_args=0, aliases=("system prune",)),
     Command("version", "version [OPTIONS]", "Show the skiff version information",
             _C + "system:cmd_version",
             [Flag("format", "f", STRING, help="Format output using a template ({{.Client.Version}}) or 'json'")],
@@ -394,7 +403,8 @@ GROUPS = {
         "save": "save", "tag": "tag", "history": "history", "prune": "image prune",
         "import": "import",
     },
-    "system": {"df": "system df", "info": "info", "events": "events"},
+    "system": {"df": "system df", "info": "info", "events": "events",
+               "prune": "system prune"},
 }
 
 GROUP_HELP = {
