@@ -31,10 +31,11 @@ def compile_pattern(pattern: str) -> re.Pattern:
 class App:
     def __init__(self, engine):
         from skiff.api import execs, container_fs, containers, distribution, images, system
+        from skiff.api import update
 
         self.engine = engine
         self.routes: list[tuple[str, re.Pattern, object]] = []
-        for module in (system, execs, containers, images, distribution, container_fs):
+        for module in (system, execs, containers, images, distribution, container_fs, update):
             for method, pattern, handler in module.routes(engine):
                 self.routes.append((method, compile_pattern(pattern), handler))
 

@@ -320,6 +320,31 @@ COMMANDS: list[Command] = [
     Command("top", "top CONTAINER [ps OPTIONS]",
             "Display the running processes of a container", _C + "exec:cmd_top", [],
             min_args=1, interspersed=False, aliases=("container top", "top")),
+    Command("update", "update [OPTIONS] CONTAINER [CONTAINER...]",
+            "Update configuration of one or more containers", _C + "update:cmd_update",
+            [
+                Flag("blkio-weight", "", INT, help="Block IO (relative weight), between 10 "
+                     "and 1000, or 0 to disable (default 0)", metavar="uint16"),
+                Flag("cpu-period", "", INT, help="Limit CPU CFS (Completely Fair Scheduler) "
+                     "period"),
+                Flag("cpu-quota", "", INT, help="Limit CPU CFS (Completely Fair Scheduler) "
+                     "quota"),
+                Flag("cpu-shares", "c", INT, help="CPU shares (relative weight)"),
+                Flag("cpus", "", STRING, help="Number of CPUs", metavar="decimal"),
+                Flag("cpuset-cpus", "", STRING,
+                     help="CPUs in which to allow execution (0-3, 0,1)"),
+                Flag("cpuset-mems", "", STRING,
+                     help="MEMs in which to allow execution (0-3, 0,1)"),
+                Flag("memory", "m", STRING, help="Memory limit", metavar="bytes"),
+                Flag("memory-reservation", "", STRING, help="Memory soft limit",
+                     metavar="bytes"),
+                Flag("memory-swap", "", STRING, help="Swap limit equal to memory plus swap: "
+                     "-1 to enable unlimited swap", metavar="bytes"),
+                Flag("pids-limit", "", INT,
+                     help="Tune container pids limit (set -1 for unlimited)"),
+                Flag("restart", "", STRING,
+                     help="Restart policy to apply when a container exits"),
+            ], min_args=1, aliases=("container update", "update")),
     Command("pause", "pause CONTAINER [CONTAINER...]",
             "Pause all processes within one or more containers", _C + "exec:cmd_pause", [],
             min_args=1, aliases=("container pause", "pause")),
@@ -395,7 +420,7 @@ GROUPS = {
         "exec": "exec", "top": "top", "pause": "pause", "unpause": "unpause",
         "commit": "commit", "diff": "diff", "export": "export",
         "restart": "restart", "rename": "rename", "prune": "container prune",
-        "attach": "attach", "stats": "stats",
+        "attach": "attach", "stats": "stats", "update": "update",
     },
     "image": {
         "ls": "images", "list": "images", "load": "load", "rm": "rmi", "remove": "rmi",

@@ -56,6 +56,9 @@ class Engine:
         self.containers.started_hooks.append(self.health.started)
         self.containers.exited_hooks.append(self.health.stopped)
         self.process = ProcessService(self.containers)
+        from skiff.engine.update import UpdateService
+
+        self.update = UpdateService(self.containers)
 
     def close(self) -> None:
         self.db.close()

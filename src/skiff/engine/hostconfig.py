@@ -257,6 +257,19 @@ def apply(spec: dict, hc: dict | None, *, facts=None, lookup=None,
     return warnings
 
 
+def resources(hc: dict, facts=None) -> tuple[dict, list[str]]:
+    """Only the cgroup limits of `hc` (memory, cpu, pids, block I/O) as OCI
+    `linux.resources`, with docker's checks and warnings (for `update`)."""
+    facts = facts if facts is not None else HostFacts()
+    out: dict = {}
+    warnings: list[str] = []
+    _memory(out, hc, facts, warnings)
+    _cpu(out, hc, facts, warnings)
+    _pids(out, hc)
+    _blkio(out, hc, facts, warnings)
+    return out, warnings
+
+
 def _namespaces(spec: dict, hc: dict, lookup) -> None:
     """IpcMode, PidMode, UTSMode: "" / "private" / "shareable" (own), "host" (none: the
     host's), "container:NAME" (join NAME's)."""
