@@ -1,14 +1,18 @@
-"""A container's filesystem as images see it: `GET /containers/{id}/changes` (docker diff),
-`GET /containers/{id}/export` (a tar of its rootfs) and `POST /commit` (a new image)."""
+"""A container's filesystem: `GET /containers/{id}/changes` (docker diff),
+`GET /containers/{id}/export` (a tar of its rootfs), `POST /commit` (a new image) and the
+archive API of `cp` (`HEAD`, `GET`, `PUT /containers/{id}/archive`)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import queue
 import threading
 
-from skiff.api.http import Request, StreamingResponse, json_response
+from skiff.api.http import Request, Response, StreamingResponse, json_response
 from skiff.engine import commit as commits
+from skiff.engine import container_files
 from skiff.errors import InvalidArgument, SkiffError
 
 EXPORT_CHUNK = 1 << 20
@@ -94,6 +98,12 @@ def _commit_event(engine, container: str, image_id: str, repo: str, tag: str,
                             imageRef=image_ref)
 
 
+def stat_header(info: dict) -> dict[str, str]:
+    """docker's X-Docker-Container-Path-Stat: the stat as base64-encoded JSON."""
+    encoded = base64.b64encode(json.dumps(info).encode()).decode()
+    return {"X-Docker-Container-Path-Stat": encoded}
+
+
 def routes(engine):
     async def changes(request: Request):
         found = await asyncio.to_thread(commits.changes, engine, request.match["id"])
@@ -119,7 +129,26 @@ def routes(engine):
                       request.arg("tag") or "", request.arg("comment") or "")
         return json_response({"Id": image_id}, 201)
 
+    async def archive(request: Request):
+        """HEAD: the path's stat alone; GET: the stat and the path as a tar."""
+        ref, path = request.match["id"], request.arg("path") or ""
+        if request.method == "HEAD":
+            info = await container_files.stat_path(engine, ref, path)
+            return Response(200, b"", content_type="", headers=stat_header(info))
+        info, chunks = await container_files.archive(engine, ref, path)
+        return StreamingResponse(chunks, content_type="application/x-tar",
+                                 headers=stat_header(info))
+
+    async def put_archive(request: Request):
+        await container_files.extract(
+            engine, request.match["id"], request.arg("path") or "", request.stream(),
+            no_overwrite_dir_non_dir=request.flag("noOverwriteDirNonDir"),
+            copy_uid_gid=request.flag("copyUIDGID"))
+        return Response(200, b"", content_type="")
+
     return [
+        ("GET", "/containers/{id}/archive", archive),
+        ("PUT", "/containers/{id}/archive", put_archive),
         ("GET", "/containers/{id}/changes", changes),
         ("GET", "/containers/{id}/export", export),
         ("POST", "/commit", commit),

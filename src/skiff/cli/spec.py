@@ -296,6 +296,18 @@ COMMANDS: list[Command] = [
             "Inspect changes to files or directories on a container's filesystem",
             _C + "images:cmd_diff", [], min_args=1, max_args=1,
             aliases=("container diff", "diff")),
+    Command("cp", "cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n"
+            "       skiff cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
+            "Copy files/folders between a container and the local filesystem\n\n"
+            "Use '-' as the source to read a tar archive from stdin and extract it to a "
+            "directory destination in a container.\nUse '-' as the destination to stream a "
+            "tar archive of a container source to stdout.", _C + "cp:cmd_cp",
+            [Flag("archive", "a", BOOL, help="Archive mode (copy all uid/gid information)"),
+             Flag("follow-link", "L", BOOL, help="Always follow symbol link in SRC_PATH"),
+             Flag("quiet", "q", BOOL,
+                  help="Suppress progress output during copy. Progress output is "
+                       "automatically suppressed if no terminal is attached")],
+            min_args=2, max_args=2, aliases=("container cp", "cp")),
     Command("export", "export [OPTIONS] CONTAINER",
             "Export a container's filesystem as a tar archive", _C + "images:cmd_export",
             [Flag("output", "o", STRING, help="Write to a file, instead of STDOUT")],
@@ -418,7 +430,7 @@ GROUPS = {
         "ps": "ps", "rm": "rm", "remove": "rm", "logs": "logs", "wait": "wait",
         "stop": "stop", "kill": "kill", "inspect": "inspect",
         "exec": "exec", "top": "top", "pause": "pause", "unpause": "unpause",
-        "commit": "commit", "diff": "diff", "export": "export",
+        "commit": "commit", "diff": "diff", "export": "export", "cp": "cp",
         "restart": "restart", "rename": "rename", "prune": "container prune",
         "attach": "attach", "stats": "stats", "update": "update",
     },
