@@ -341,3 +341,19 @@ def test_apply_layer_reports_sizes(tmp_path):
     dest.mkdir()
     result = apply_layer(io.BytesIO(data), str(dest), chown=False)
     assert (result.diff_id, result.tar_size, result.content_size) == (diff_id(data), len(data), 5)
+
+
+def test_known_digest_only_stands_for_an_uncompressed_stream(tmp_path):
+    """The content store's verified digest of a plain layer is its diff id (not hashed again);
+    a compressed layer's blob digest is not, so it is still hashed."""
+    data = make_tar([entry("a", data=b"hello")])
+    known = "sha256:" + hashlib.sha256(data).hexdigest()
+    out = tmp_path / "plain"
+    out.mkdir()
+    assert apply_layer(io.BytesIO(data), str(out), known_digest=known).diff_id == known
+    packed = gzip.compress(data)
+    out = tmp_path / "gz"
+    out.mkdir()
+    blob_digest = "sha256:" + hashlib.sha256(packed).hexdigest()
+    result = apply_layer(io.BytesIO(packed), str(out), known_digest=blob_digest)
+    assert result.diff_id == known and result.tar_size == len(data)

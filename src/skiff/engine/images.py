@@ -38,6 +38,7 @@ from skiff.oci import image as oci_image
 from skiff.oci import reference
 from skiff.oci.digest import digest_of, is_digest, parse_digest
 from skiff.snapshot import Snapshotter, unpack
+from skiff.snapshot.tarstream import TarStream
 from skiff.store import ContentStore, MetadataDB
 
 METADATA_LIMIT = 16 * 1024 * 1024  # one manifest.json, index.json or config, read into memory
@@ -113,17 +114,17 @@ class _Archive:
     def read(self, fileobj: BinaryIO) -> None:
         try:
             stream = unpack.decompressed(fileobj)
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
-                for info in tar:
-                    self._member(tar, info)
-            unpack.drain(stream)  # a compressed tarball's trailer is checked at its end
+            tar = TarStream(stream)
+            for info in tar:
+                self._member(tar, info)
+            tar.drain()  # a compressed tarball's trailer is checked at its end
         except unpack.decode_errors() as e:
             detail = str(e) or type(e).__name__
             if "unexpected end" in detail or isinstance(e, EOFError):
                 detail = "unexpected EOF (the tarball is truncated)"
             raise InvalidArgument(f"invalid image archive: {detail}") from None
 
-    def _member(self, tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
+    def _member(self, tar: TarStream, info: tarfile.TarInfo) -> None:
         name = _clean_name(info.name)
         if not name:
             return
@@ -141,19 +142,19 @@ class _Archive:
         blob = _BLOB_PATH.match(name)
         if blob and is_digest(f"{blob.group(1)}:{blob.group(2)}"):
             expected = f"{blob.group(1)}:{blob.group(2)}"
-            digest, size = self.store.ingest(tar.extractfile(info), expected, info.size)
+            digest, size = self.store.ingest(tar, expected, info.size, durable=False)
             self.ingested.add(digest)
             self.files[name] = _Member(digest=digest, size=size)
         elif name.endswith(".json") or name in ("repositories", "oci-layout"):
             self.metadata_bytes += info.size
             if info.size > METADATA_LIMIT or self.metadata_bytes > METADATA_TOTAL_LIMIT:
                 raise InvalidArgument(f"invalid image archive: {name} is too large")
-            data = tar.extractfile(info).read()
+            data = b"".join(iter(tar.read, b""))
             if len(data) != info.size:
                 raise InvalidArgument("invalid image archive: unexpected EOF")
             self.files[name] = _Member(data=data, size=len(data))
         elif name.endswith(".tar") or name.endswith("layer.tar.gz"):
-            digest, size = self.store.ingest(tar.extractfile(info), None, info.size)
+            digest, size = self.store.ingest(tar, None, info.size, durable=False)
             self.ingested.add(digest)
             self.files[name] = _Member(digest=digest, size=size)
         # anything else (VERSION, legacy <id>/json) is not needed
@@ -217,6 +218,7 @@ class ImageService:
                 for candidate in candidates:
                     archive.ingested.add(candidate.config_digest)
                     self._unpack(candidate, new_snapshots)
+                self.store.sync(archive.ingested)  # written back while the layers unpacked
                 messages = self._commit(candidates)
             except BaseException:
                 self._discard(new_snapshots, archive.ingested)
@@ -373,7 +375,8 @@ class ImageService:
             layer["diffID"], layer["chainID"] = diff_id, chain
             if not self.snapshots.exists(chain):
                 self.snapshots.unpack(chain, parent, self.store.path(layer["digest"]),
-                                      layer["mediaType"], expected_diff_id=diff_id)
+                                      layer["mediaType"], expected_diff_id=diff_id,
+                                      known_digest=layer["digest"])
                 new_snapshots.append(chain)
             parent = chain
 

@@ -108,14 +108,16 @@ class Snapshotter:
             raise NotFound(f"snapshot {chain} does not exist") from None
 
     def unpack(self, chain: str, parent_chain: str | None, blob_path: str,
-               media_type: str | None = None, *, expected_diff_id: str | None = None) -> str:
+               media_type: str | None = None, *, expected_diff_id: str | None = None,
+               known_digest: str | None = None) -> str:
         """Unpack the layer blob at `blob_path` as the snapshot `chain` on top of `parent_chain`
         and return its diff id (the sha256 of the uncompressed tar).
 
         The chain id is checked against the content (`chain_id(parent_chain, diff_id)`), so a
         layer that is not the one the image config names is refused with InvalidArgument, as is
         any hostile entry (see unpack.py); nothing is left behind then. Idempotent: a snapshot
-        that exists is not unpacked again.
+        that exists is not unpacked again. `known_digest`: the blob's digest as the content
+        store verified it (an uncompressed layer is then not hashed again).
         """
         target = os.path.join(self.dir, _hex(chain))
         if parent_chain is not None and not self.exists(parent_chain):
@@ -127,7 +129,8 @@ class Snapshotter:
             fs = os.path.join(tmp, "fs")
             os.mkdir(fs, 0o755)
             with open(blob_path, "rb") as blob:
-                result = apply_layer(blob, fs, media_type=media_type, chown=self.chown)
+                result = apply_layer(blob, fs, media_type=media_type, chown=self.chown,
+                                     known_digest=known_digest)
             if expected_diff_id is not None and result.diff_id != expected_diff_id:
                 raise InvalidArgument(f"layer {os.path.basename(blob_path)} does not match the "
                                       f"image config: its diff id is {result.diff_id}, the "

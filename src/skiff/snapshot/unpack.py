@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from skiff.errors import InvalidArgument
+from skiff.snapshot.tarstream import TarStream
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -90,6 +91,19 @@ class _HashingReader(io.RawIOBase):
     def drain(self) -> None:
         while self.read(CHUNK):
             pass
+
+
+class _CountingReader:
+    """Passes reads through, counting (for a stream whose digest is already known)."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n if n is not None and n >= 0 else CHUNK)
+        self.size += len(data)
+        return data
 
 
 class _Prefixed(io.RawIOBase):
@@ -238,7 +252,7 @@ class _Extractor:
 
     # -- entries ------------------------------------------------------------------------------
 
-    def apply(self, tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
+    def apply(self, tar: TarStream, info: tarfile.TarInfo) -> None:
         parts = safe_parts(info.name)
         if not parts:
             if not info.isdir():
@@ -283,14 +297,13 @@ class _Extractor:
         finally:
             os.close(dirfd)
 
-    def regular(self, tar: tarfile.TarFile, info: tarfile.TarInfo, base: str, dirfd: int):
+    def regular(self, tar: TarStream, info: tarfile.TarInfo, base: str, dirfd: int):
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=dirfd)
         try:
-            src = tar.extractfile(info)
             remaining = info.size
             while remaining > 0:
-                chunk = src.read(min(CHUNK, remaining))
+                chunk = tar.read(min(CHUNK, remaining))
                 if not chunk:
                     raise InvalidArgument(f"invalid layer: {info.name!r} is truncated")
                 _write_all(fd, chunk)
@@ -441,27 +454,32 @@ def decode_errors() -> tuple[type[BaseException], ...]:
 
 
 def apply_layer(blob: BinaryIO, dest: str, *, media_type: str | None = None,
-                chown: bool = True) -> LayerResult:
+                chown: bool = True, known_digest: str | None = None) -> LayerResult:
     """Extract the layer in `blob` into the existing, empty directory `dest`.
 
-    `chown=False` skips ownership (an unprivileged caller). On InvalidArgument (or any other
+    `chown=False` skips ownership (an unprivileged caller). `known_digest`: the sha256 of
+    `blob` as the content store verified it; when the layer turns out to be uncompressed, that
+    is its diff id and the stream is not hashed a second time. On InvalidArgument (or any other
     error) `dest` holds a partial tree: the caller removes it.
     """
     try:
         raw = decompressed(blob, media_type)
     except decode_errors() as e:
         raise InvalidArgument(f"invalid layer: {e}") from None
-    hashing = _HashingReader(raw)
+    plain = isinstance(raw, _Prefixed)
+    trusted = known_digest if plain and known_digest and \
+        known_digest.startswith("sha256:") else None
+    hashing = _CountingReader(raw) if trusted else _HashingReader(raw)
     extractor = _Extractor(dest, chown)
     try:
-        with tarfile.open(fileobj=hashing, mode="r|", errorlevel=2) as tar:
-            for info in tar:
-                extractor.apply(tar, info)
-        hashing.drain()  # the diff id covers the whole stream, padding and trailer included
+        tar = TarStream(hashing)
+        for info in tar:
+            extractor.apply(tar, info)
+        tar.drain()  # the diff id covers the whole stream, padding and trailer included
         extractor.finish()
     except decode_errors() as e:
         raise InvalidArgument(f"invalid layer tar: {e or type(e).__name__}") from None
     finally:
         extractor.close()
-    return LayerResult("sha256:" + hashing.hash.hexdigest(), hashing.size,
-                       extractor.content_size)
+    diff_id = trusted or "sha256:" + hashing.hash.hexdigest()
+    return LayerResult(diff_id, hashing.size, extractor.content_size)

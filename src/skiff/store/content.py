@@ -84,12 +84,19 @@ class ContentStore:
     # -- writing ------------------------------------------------------------------------------
 
     def ingest(self, fileobj: BinaryIO, expected_digest: str | None = None,
-               expected_size: int | None = None) -> tuple[str, int]:
+               expected_size: int | None = None, *, durable: bool = True) -> tuple[str, int]:
         """Store what `fileobj` yields until EOF; returns `(digest, size)`.
 
         With `expected_digest` (and/or `expected_size`) the content is verified while it
         streams; a mismatch raises InvalidArgument and stores nothing. When the expected blob is
         already stored, `fileobj` is not read at all.
+
+        `durable=False` leaves the flush to disk to a later `sync([digest, ...])`, which the
+        caller must make before anything durable (a database row) names the blob: a load
+        stores several blobs and unpacks them, and the disk writes back meanwhile instead of
+        stalling each ingest. The blob is complete under its name either way (a killed
+        process loses nothing the kernel has; only a power cut before the sync could, and
+        then no row names the blob and the start-up clean-up removes it).
         """
         alg = split_digest(expected_digest)[0] if expected_digest else "sha256"
         if expected_size is not None and expected_size < 0:
@@ -128,16 +135,35 @@ class ContentStore:
                     raise InvalidArgument(
                         f"digest mismatch: expected {expected_digest}, got {digest}")
                 out.flush()
-                os.fsync(out.fileno())
+                if durable:
+                    os.fsync(out.fileno())
             os.chmod(tmp, 0o444)
             failpoint.hit("content.ingest.before_rename")
             os.rename(tmp, os.path.join(directory, digest.partition(":")[2]))
             tmp = None
-            _fsync_dir(directory)
+            if durable:
+                _fsync_dir(directory)
             return digest, size
         finally:
             if tmp is not None:
                 _unlink_quietly(tmp)
+
+    def sync(self, digests) -> None:
+        """Flush blobs stored with `durable=False` (and their directories) to disk."""
+        directories = set()
+        for digest in digests:
+            path = self.path(digest)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            directories.add(os.path.dirname(path))
+        for directory in directories:
+            _fsync_dir(directory)
 
     def writer(self) -> "BlobWriter":
         """A blob written piece by piece (a layer tar made on the fly): `write` it, then
