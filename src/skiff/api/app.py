@@ -38,6 +38,10 @@ class App:
         for module in (system, execs, containers, images, distribution, container_fs, update):
             for method, pattern, handler in module.routes(engine):
                 self.routes.append((method, compile_pattern(pattern), handler))
+        from skiff.api import volumes
+
+        for method, pattern, handler in volumes.routes(engine):
+            self.routes.append((method, compile_pattern(pattern), handler))
 
     def common_headers(self) -> dict[str, str]:
         return {"Api-Version": wire_version.API_VERSION, "Ostype": "linux",

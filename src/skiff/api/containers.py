@@ -7,6 +7,7 @@ import time
 
 from skiff.api import validate
 from skiff.api.http import HIJACKED, Request, Response, StreamingResponse, json_response
+from skiff.engine.mounts import inspect_mounts
 from skiff.errors import InvalidArgument
 from skiff.timefmt import human_duration, parse_rfc3339
 from skiff.wire import filters as wire_filters
@@ -71,7 +72,8 @@ def _summary(record) -> dict:
         "Labels": doc["Config"].get("Labels") or {}, "State": record.state["Status"],
         "Status": status_text(record.state),
         "HostConfig": {"NetworkMode": doc["HostConfig"].get("NetworkMode") or "none"},
-        "NetworkSettings": {"Networks": {}}, "Mounts": [],
+        "NetworkSettings": {"Networks": {}},
+        "Mounts": inspect_mounts(doc.get("MountPoints") or []),
     }
 
 
@@ -91,7 +93,8 @@ def inspect_document(engine, record) -> dict:
         "Driver": "overlay2", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
         "AppArmorProfile": "",
         "ExecIDs": engine.execs.ids_of(record.id) or None, "HostConfig": host_config,
-        "GraphDriver": {"Name": "overlay2", "Data": None}, "Mounts": [],
+        "GraphDriver": {"Name": "overlay2", "Data": None},
+        "Mounts": inspect_mounts(doc.get("MountPoints") or []),
         "Config": doc["Config"],
         "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "SandboxKey": "",
                             "Networks": {}},
@@ -312,7 +315,8 @@ def routes(engine):
         return StreamingResponse(body())
 
     async def delete(request: Request):
-        await containers.remove(request.match["id"], force=request.flag("force"))
+        await containers.remove(request.match["id"], force=request.flag("force"),
+                                volumes=request.flag("v"))
         return Response(204)
 
     async def list_(request: Request):

@@ -89,6 +89,8 @@ async def serve(args) -> None:
                                  cgroup_parent=args.cgroup_parent, log_driver=args.log_driver,
                                  log_opts=args.log_opts))
     engine.images.cleanup()  # what a killed load or prune left behind
+    engine.volume_use.restore([r for r in engine.containers.records.list()
+                               if r.state.get("Running")])  # host mounts, half removals
     engine.monitor.ensure_running()
     app = App(engine)
     server = Server(app.dispatch, app.common_headers)

@@ -190,7 +190,9 @@ def parse_volumes(values: list[str]) -> tuple[dict[str, dict], list[str]]:
                 raise ValueError(f"invalid volume specification: '{value}'")
             volumes[value] = {}
         elif len(parts) in (2, 3) and parts[0] and parts[1].startswith("/"):
-            binds.append(value)
+            from skiff.cli.mountopts import absolute_bind
+
+            binds.append(absolute_bind(value))
         else:
             raise ValueError(f"invalid volume specification: '{value}'")
     return volumes, binds
@@ -507,6 +509,10 @@ def build_create(opts, image: str, command: list[str], *, detach: bool = False,
     if opts.add_host:
         host["ExtraHosts"] = [parse_add_host(v) for v in opts.add_host]
     host.update(resource_host_config(opts))
+    if opts.mount or opts.volumes_from:   # --mount, --volumes-from
+        from skiff.cli.mountopts import mount_host_config
+
+        host.update(mount_host_config(opts.mount, opts.volumes_from))
     config["HostConfig"] = host
     config["NetworkingConfig"] = {"EndpointsConfig": {}}
 

@@ -85,7 +85,10 @@ class Command:
 
     def renamed(self, name: str) -> "Command":
         """The same command under another name (`container ls` for `ps`)."""
-        words = self.usage.split(" ", 1)
+        if self.usage.startswith(self.name + " "):   # two-word names: `volume create`
+            words = [self.name, self.usage[len(self.name) + 1:]]
+        else:
+            words = self.usage.split(" ", 1)
         usage = f"{name} {words[1]}" if len(words) > 1 else name
         return Command(name, usage, self.description, self.handler, self.flags,
                        self.min_args, self.max_args, self.interspersed, self.aliases)

@@ -100,6 +100,13 @@ CREATE_FLAGS = sorted(CREATE_FLAGS + [
     Flag("uts", "", STRING, help="UTS namespace to use"),
 ], key=lambda f: f.long)
 
+# volumes and mounts (`-v` is above)
+CREATE_FLAGS = sorted(CREATE_FLAGS + [
+    Flag("mount", "", LIST, help="Attach a filesystem mount to the container", metavar="mount"),
+    Flag("volumes-from", "", LIST, help="Mount volumes from the specified container(s)",
+         metavar="list"),
+], key=lambda f: f.long)
+
 RUN_FLAGS = sorted(
     CREATE_FLAGS
     + [
@@ -400,7 +407,8 @@ COMMANDS: list[Command] = [
     Command("system df", "system df [OPTIONS]", "Show skiff disk usage",
             _C + "images:cmd_system_df",
             [Flag("format", "", STRING,
-                  help="Format output using a template ('table', 'json' or 'TEMPLATE')")],
+                  help="Format output using a template ('table', 'json' or 'TEMPLATE')"),
+             Flag("verbose", "v", BOOL, help="Show detailed information on space usage")],
             max_args=0, aliases=("system df",)),
     Command("system prune", "system prune [OPTIONS]", "Remove unused data",
             _C + "prune:cmd_system_prune",
@@ -419,6 +427,47 @@ COMMANDS: list[Command] = [
             _C + "system:cmd_info",
             [Flag("format", "f", STRING, help="Format output using a template or 'json'")],
             max_args=0, aliases=("system info", "info")),
+]
+
+# volumes
+COMMANDS += [
+    Command("volume create", "volume create [OPTIONS] [VOLUME]", "Create a volume",
+            _C + "volumes:cmd_volume_create",
+            [
+                Flag("driver", "d", STRING, "local", help="Specify volume driver name",
+                     metavar="string"),
+                Flag("label", "", LIST, help="Set metadata for a volume", metavar="list"),
+                Flag("name", "", STRING, help="Specify volume name"),
+                Flag("opt", "o", LIST, help="Set driver specific options", metavar="map"),
+            ], max_args=1, aliases=("volume create",)),
+    Command("volume ls", "volume ls [OPTIONS]", "List volumes", _C + "volumes:cmd_volume_ls",
+            [
+                Flag("filter", "f", LIST, help="Provide filter values (e.g. \"dangling=true\")",
+                     metavar="filter"),
+                Flag("format", "", STRING,
+                     help="Format output using a template ('table', 'table TEMPLATE', 'json' "
+                          "or 'TEMPLATE' with {{.Field}} placeholders)"),
+                Flag("quiet", "q", BOOL, help="Only display volume names"),
+            ], max_args=0, aliases=("volume ls", "volume list")),
+    Command("volume inspect", "volume inspect [OPTIONS] VOLUME [VOLUME...]",
+            "Display detailed information on one or more volumes",
+            _C + "volumes:cmd_volume_inspect",
+            [Flag("format", "f", STRING,
+                  help="Format output using a template ({{.Field.Sub}}, {{json .Field}})")],
+            min_args=1, aliases=("volume inspect",)),
+    Command("volume rm", "volume rm [OPTIONS] VOLUME [VOLUME...]",
+            "Remove one or more volumes. You cannot remove a volume that is in use by a "
+            "container.", _C + "volumes:cmd_volume_rm",
+            [Flag("force", "f", BOOL, help="Force the removal of one or more volumes")],
+            min_args=1, aliases=("volume rm", "volume remove")),
+    Command("volume prune", "volume prune [OPTIONS]", "Remove unused local volumes",
+            _C + "volumes:cmd_volume_prune",
+            [
+                Flag("all", "a", BOOL, help="Remove all unused volumes, not just anonymous ones"),
+                Flag("filter", "", LIST, help='Provide filter values (e.g. "label=<label>")',
+                     metavar="filter"),
+                Flag("force", "f", BOOL, help="Do not prompt for confirmation"),
+            ], max_args=0, aliases=("volume prune",)),
 ]
 
 BY_NAME = {c.name: c for c in COMMANDS}
@@ -449,6 +498,11 @@ GROUP_HELP = {
     "image": "Manage images",
     "system": "Manage skiff",
 }
+
+GROUPS["volume"] = {"create": "volume create", "ls": "volume ls", "list": "volume ls",
+                    "inspect": "volume inspect", "rm": "volume rm", "remove": "volume rm",
+                    "prune": "volume prune"}
+GROUP_HELP["volume"] = "Manage volumes"
 
 COMMON = ["run", "ps", "pull", "images", "version", "info"]
 

@@ -56,9 +56,21 @@ class Engine:
         self.containers.started_hooks.append(self.health.started)
         self.containers.exited_hooks.append(self.health.stopped)
         self.process = ProcessService(self.containers)
+        self._wire_volumes()
         from skiff.engine.update import UpdateService
 
         self.update = UpdateService(self.containers)
+
+    def _wire_volumes(self) -> None:
+        """Volumes (<root>/volumes) and the containers' hooks that use them."""
+        from skiff.engine.volume_use import VolumeUse
+        from skiff.engine.volumes import VolumeService
+
+        self.volumes = VolumeService(self.config.root, self.db, self.events)
+        self.volume_use = VolumeUse(self.volumes, self.events, self.containers.records)
+        self.volumes.users = self.volume_use.users
+        self.containers.volume_use = self.volume_use
+        self.containers.exited_hooks.append(self.volume_use.stopped)
 
     def close(self) -> None:
         self.db.close()

@@ -73,6 +73,7 @@ def build_spec(*, args: list[str], env: list[str], cwd: str, user: tuple[int, in
     spec = oci_spec.default_spec(args=args, env=env, cwd=cwd, user=user, hostname=hostname,
                                  terminal=tty, rlimits=default_rlimits())
     spec["root"] = {"path": "rootfs", "readonly": False}
+    defaults = len(spec.get("mounts", []))
     spec["mounts"] = list(spec.get("mounts", [])) + extra_mounts
     spec["linux"]["cgroupsPath"] = cgroups_path
     annotations = dict(spec.get("annotations") or {})
@@ -87,7 +88,20 @@ def build_spec(*, args: list[str], env: list[str], cwd: str, user: tuple[int, in
                                  group_file=group_file)
         if warnings is not None:
             warnings.extend(found)
+    spec["mounts"] = order_mounts(spec["mounts"], defaults)
     return spec
+
+
+def order_mounts(mounts: list[dict], first: int) -> list[dict]:
+    """The mounts from index `first` on (the container's own: /etc files, volumes, binds,
+    tmpfs) as docker orders them: a parent before what is mounted below it; the last entry
+    for a destination wins (a volume over /etc/hosts replaces skiff's file)."""
+    own: dict[str, dict] = {}
+    for mount in mounts[first:]:
+        own.pop(mount["destination"], None)
+        own[mount["destination"]] = mount
+    ordered = sorted(own.values(), key=lambda m: m["destination"].rstrip("/").count("/"))
+    return mounts[:first] + ordered
 
 
 def image_file(rootfs_mounts: list[dict], relpath: str) -> str | None:

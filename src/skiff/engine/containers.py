@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from skiff.engine import bundle, names
 from skiff.engine.health import merge_healthcheck
 from skiff.engine.logs import read_log
+from skiff.engine.mounts import oci_mounts
 from skiff.errors import (Conflict, InvalidArgument, NotFound, NotModified, RuntimeFailure,
                           Unsupported)
 from skiff.monitor.client import MonitorClient
@@ -147,6 +148,8 @@ class Waiters:
 
 
 class ContainerService:
+    volume_use = None   # skiff.engine.volume_use.VolumeUse, set by the Engine (volumes)
+
     def __init__(self, *, root: str, records, images, snapshots, monitor: MonitorClient,
                  events=None, cgroup_parent: str = "skiff", log_driver: str = "json-file",
                  log_opts: dict | None = None,
@@ -215,15 +218,18 @@ class ContainerService:
         chain_ids = self.images.chain_ids(image)
         cdir = self.container_dir(cid)
         os.makedirs(cdir, mode=0o710)
+        new_volumes: list[str] = []   # volumes made for this container (volumes)
         try:
             mounts = self.snapshots.prepare(cid, chain_ids)
             rootfs_mounts = [m.to_dict() for m in mounts]
             user = self._resolve_user(user_text, rootfs_mounts)
+            mount_points = self._mount_points(host_config, body, image_config, new_volumes)
             warnings: list[str] = []
             spec = bundle.build_spec(
                 args=args, env=env, cwd=cwd, user=user, hostname=hostname, tty=tty,
                 open_stdin=bool(body.get("OpenStdin")), rootfs_mounts=rootfs_mounts,
-                extra_mounts=bundle.etc_mounts(cdir), cgroups_path=f"{self.cgroup_parent}/{cid}",
+                extra_mounts=bundle.etc_mounts(cdir) + oci_mounts(mount_points),
+                cgroups_path=f"{self.cgroup_parent}/{cid}",
                 host_config=host_config, lookup=self.get, warnings=warnings)
             bundle.write_bundle(cdir, spec, bundle.etc_files(hostname, self._host_resolv()))
             created = rfc3339_nano()
@@ -247,13 +253,22 @@ class ContainerService:
             }
             document = {"Config": config, "HostConfig": host_config, "Path": args[0],
                         "Args": args[1:], "ImageRef": image_ref, "RestartCount": 0,
-                        "Warnings": warnings}
+                        "Warnings": warnings, "MountPoints": mount_points}
             record = self.records.insert(cid, name, image.id, created, document, new_state())
         except BaseException:
             self._discard(cid)
+            if self.volume_use is not None:
+                self.volume_use.discard(new_volumes)
             raise
         self._emit(record, "create")
         return record
+
+    def _mount_points(self, host_config: dict, body: dict, image_config: dict,
+                      new_volumes: list[str]) -> list[dict]:
+        if self.volume_use is None:
+            return []
+        return self.volume_use.prepare(host_config, body.get("Volumes"),
+                                       image_config.get("Volumes"), self.get, new_volumes)
 
     def _name_taken(self, name: str) -> bool:
         try:
@@ -322,6 +337,9 @@ class ContainerService:
             opts = logging.get("Config") or {}
             from skiff.monitor.logfile import parse_size
 
+            if self.volume_use is not None:   # host mounts, copy-up, mount events
+                await asyncio.to_thread(self.volume_use.started, cid,
+                                        record.config.get("MountPoints") or [], cdir)
             pid = await self.monitor.start(
                 cid, cdir, tty=config["Tty"], stdin=config["OpenStdin"],
                 stdin_once=config["StdinOnce"],
@@ -330,6 +348,8 @@ class ContainerService:
                 log_max_size=parse_size(opts["max-size"]) if "max-size" in opts else None,
                 log_max_files=int(opts.get("max-file", 1)))
         except RuntimeFailure as exc:
+            if self.volume_use is not None:
+                self.volume_use.stopped(cid)
             status = "created" if state["Status"] == "created" else "exited"
             self.records.update_state(cid, dict(state, Status=status, Restarting=False,
                                                 Error=exc.message, ExitCode=exc.exit_code))
@@ -590,7 +610,9 @@ class ContainerService:
         await self.monitor.call("resize", id=record.id, height=height, width=width)
 
     # ------------------------------------------------------------------ remove
-    async def remove(self, ref: str, force: bool = False) -> None:
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        """`volumes` (`rm -v`; always for `--rm` containers): remove its anonymous volumes
+        that no other container uses."""
         record = self.records.find(ref)
         cid = record.id
         if await self._cancel_restart(cid):
@@ -616,6 +638,9 @@ class ContainerService:
         self.records.delete(cid)
         self._discard(cid)
         self._emit(record, "destroy")
+        if self.volume_use is not None:
+            self.volume_use.removed(record, volumes or bool(
+                record.config["HostConfig"].get("AutoRemove")))
         waiters = self._waiters.pop(cid, None)
         if waiters:
             for fut in waiters.exited + waiters.removed:

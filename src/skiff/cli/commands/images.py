@@ -434,6 +434,10 @@ def cmd_system_df(cli, opts, args) -> int:
     from skiff.cli.commands.containers import render_rows
 
     df = cli.client().get("/system/df") or {}
+    if opts.verbose:   # sections of rows, as `docker system df -v`
+        from skiff.cli.commands.volumes import print_df_verbose
+
+        return print_df_verbose(cli, df)
     images = df.get("Images") or []
     containers = df.get("Containers") or []
     volumes = df.get("Volumes") or []
@@ -443,8 +447,8 @@ def cmd_system_df(cli, opts, args) -> int:
                if i.get("Containers") and i.get("Size", -1) >= 0 and i.get("SharedSize", -1) >= 0)
     rw = sum(c.get("SizeRw") or 0 for c in containers)
     rw_idle = sum(c.get("SizeRw") or 0 for c in containers if c.get("State") != "running")
-    vol_size = sum(((v.get("UsageData") or {}).get("Size") or 0) for v in volumes)
-    vol_idle = sum(((v.get("UsageData") or {}).get("Size") or 0) for v in volumes
+    vol_size = sum(max((v.get("UsageData") or {}).get("Size") or 0, 0) for v in volumes)
+    vol_idle = sum(max((v.get("UsageData") or {}).get("Size") or 0, 0) for v in volumes
                    if not (v.get("UsageData") or {}).get("RefCount"))
     cache_size = sum(c.get("Size") or 0 for c in cache)
     rows = [
