@@ -1,0 +1,140 @@
+"""`POST /build` (docker's classic builder protocol) and `POST /build/prune`.
+
+The body is the context as a tar (plain or compressed); query parameters as the docker CLI
+and docker-py send them: t (repeated), dockerfile, buildargs and labels (JSON objects),
+target, nocache, pull, q, rm, forcerm, networkmode, platform, cachefrom (a JSON list).
+The answer is a stream of JSON messages ({"stream": "Step 1/2 : FROM busybox\\n"}, ...,
+{"aux": {"ID": "sha256:..."}}); an error before anything was written is an HTTP error, as
+dockerd answers, and one after it an {"errorDetail": ..., "error": ...} message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+
+from skiff.api.http import Request, StreamingResponse, json_response
+from skiff.api.images import body_to_thread
+from skiff.errors import InvalidArgument, SkiffError
+from skiff.wire import progress
+
+_DONE = object()
+
+
+def _json_arg(request: Request, name: str, kind: type):
+    text = request.arg(name)
+    if not text:
+        return kind()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidArgument(f"invalid {name} parameter: {text}") from None
+    if not isinstance(value, kind):
+        raise InvalidArgument(f"invalid {name} parameter: {text}")
+    return value
+
+
+def options_from(request: Request):
+    from skiff.engine.builder import BuildOptions
+
+    if request.arg("remote"):
+        raise InvalidArgument("skiff builds from a context in the request body only "
+                              "(remote is not supported)")
+    build_args = _json_arg(request, "buildargs", dict)
+    labels = _json_arg(request, "labels", dict)
+    cache_from = _json_arg(request, "cachefrom", list)
+    tags = [t for t in request.query.get("t", []) if t]
+    from skiff.oci import reference
+
+    for tag in tags:
+        ref = reference.parse(tag)
+        if ref.digest:
+            raise InvalidArgument(f"invalid reference format: {tag}")
+    return BuildOptions(
+        dockerfile=request.arg("dockerfile") or "Dockerfile", tags=tags,
+        build_args={str(k): (None if v is None else str(v)) for k, v in build_args.items()},
+        labels={str(k): str(v) for k, v in labels.items()}, target=request.arg("target") or "",
+        no_cache=request.flag("nocache"), pull=request.flag("pull"), quiet=request.flag("q"),
+        network_mode=request.arg("networkmode") or "", platform=request.arg("platform") or "",
+        cache_from=[str(c) for c in cache_from], remove=request.flag("rm", True),
+        force_remove=request.flag("forcerm"))
+
+
+def routes(engine):
+    from skiff.engine import builder
+
+    builder.cleanup(engine)  # daemon start: scratch dirs and mounts of interrupted builds
+
+    async def build(request: Request):
+        options = options_from(request)
+        workdir = os.path.join(builder.build_dir(engine), secrets.token_hex(12))
+        os.makedirs(workdir, mode=0o700)
+        context_dir = os.path.join(workdir, "context")
+        try:
+            try:
+                ctx = await body_to_thread(
+                    request, lambda f: builder.receive_context(f, context_dir))
+            except SkiffError as exc:
+                raise InvalidArgument(f"failed to read the build context: {exc.message}") \
+                    from None
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, workdir, True)
+            raise
+
+        queue: asyncio.Queue = asyncio.Queue()
+        written = asyncio.Event()
+
+        def emit(message: dict) -> None:
+            queue.put_nowait(message)
+            written.set()
+
+        async def run():
+            try:
+                return await builder.build(engine, ctx, options, emit, workdir)
+            finally:
+                await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+        task = asyncio.ensure_future(run())
+        waiter = asyncio.ensure_future(written.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if task.done() and queue.empty():
+            task.result()  # an error before any output: an HTTP error, as dockerd's
+
+        task.add_done_callback(lambda _: queue.put_nowait(_DONE))
+
+        async def body():
+            try:
+                while True:
+                    item = await queue.get()
+                    if item is _DONE:
+                        break
+                    yield progress.encode(item)
+                while not queue.empty():
+                    item = queue.get_nowait()
+                    if item is not _DONE:
+                        yield progress.encode(item)
+                exc = None if task.cancelled() else task.exception()
+                if exc is not None:
+                    message = exc.message if isinstance(exc, SkiffError) else \
+                        f"{type(exc).__name__}: {exc}"
+                    detail = {"message": message}
+                    if getattr(exc, "code", None) is not None and \
+                            type(exc).__name__ == "BuildFailed":
+                        detail["code"] = exc.code
+                    yield progress.encode({"errorDetail": detail, "error": message})
+            finally:
+                if not task.done():  # the client went away: stop the build, clean up
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+
+        return StreamingResponse(body())
+
+    async def prune(request: Request):
+        result = await asyncio.to_thread(builder.prune, engine, request.flag("all"))
+        return json_response(result)
+
+    return [("POST", "/build", build), ("POST", "/build/prune", prune)]
