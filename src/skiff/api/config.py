@@ -1,6 +1,7 @@
 """skiffd's configuration: a daemon.json in docker's format, then command-line flags.
 
 Keys understood: data-root, exec-root, hosts, cgroup-parent, log-driver, log-opts, debug,
+default-runtime, runtimes,
 live-restore (skiff always keeps containers running across daemon restarts). Unknown keys
 are refused, as dockerd refuses them, so that a typo does not pass silently.
 """
@@ -13,6 +14,7 @@ import os
 KNOWN = {"data-root", "exec-root", "hosts", "cgroup-parent", "log-driver", "log-opts", "debug",
          "live-restore", "pidfile"}
 DEFAULT_PATH = "/etc/skiff/daemon.json"
+KNOWN |= {"default-runtime", "runtimes"}   # OCI runtimes (engine/runtimes.py)
 
 
 class ConfigError(Exception):
@@ -58,3 +60,28 @@ def merge(args, settings: dict, defaults: dict) -> None:
     if "hosts" in settings and args.host == defaults.get("host"):
         args.host = settings["hosts"][0]
     args.log_opts = {str(k): str(v) for k, v in (settings.get("log-opts") or {}).items()}
+    merge_runtimes(args, settings, defaults)
+
+
+def merge_runtimes(args, settings: dict, defaults: dict) -> None:
+    """args.runtimes: daemon.json's "runtimes" plus each --add-runtime NAME=PATH;
+    args.default_runtime: the flag, else "default-runtime"."""
+    from skiff.engine.runtimes import parse_add_runtime
+
+    runtimes = settings.get("runtimes") or {}
+    if not isinstance(runtimes, dict):
+        raise ConfigError("runtimes must be an object of {\"path\": ..., \"runtimeArgs\": [...]}")
+    runtimes = dict(runtimes)
+    for text in getattr(args, "add_runtime", None) or []:
+        try:
+            name, path = parse_add_runtime(text)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if name in runtimes:
+            raise ConfigError(f"runtime {name} is defined both by --add-runtime and in the "
+                              "configuration file")
+        runtimes[name] = {"path": path}
+    args.runtimes = runtimes
+    if "default-runtime" in settings and \
+            getattr(args, "default_runtime", None) == defaults.get("default_runtime"):
+        args.default_runtime = settings["default-runtime"]

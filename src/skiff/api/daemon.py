@@ -85,7 +85,8 @@ async def serve(args) -> None:
         os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
         if already_serving(path):
             raise SystemExit(f"skiffd: another daemon already serves {path}")
-    engine = Engine(EngineConfig(root=args.root, exec_root=args.exec_root,
+    engine = Engine(EngineConfig(runtimes=args.runtimes, default_runtime=args.default_runtime,
+                                 root=args.root, exec_root=args.exec_root,
                                  cgroup_parent=args.cgroup_parent, log_driver=args.log_driver,
                                  log_opts=args.log_opts))
     engine.images.cleanup()  # what a killed load or prune left behind
@@ -121,6 +122,23 @@ async def serve(args) -> None:
         engine.close()
 
 
+def add_runtime_flags(parser) -> None:
+    parser.add_argument("--add-runtime", action="append", default=[], metavar="NAME=PATH",
+                        help="register an OCI runtime with runc's command line (repeatable)")
+    parser.add_argument("--default-runtime", default="skiff",
+                        help="runtime of containers that name none: skiff (skiff-runtime), "
+                        "runc, crun (when installed) or one added (default skiff)")
+
+
+def check_runtimes(args) -> None:
+    from skiff.engine.runtimes import ConfigError, RuntimeTable
+
+    try:
+        RuntimeTable(args.runtimes, args.default_runtime, args.exec_root)
+    except ConfigError as exc:
+        raise SystemExit(f"skiffd: {exc}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="skiffd", description="skiff's daemon: serves the "
                                      "Docker Engine API on a Unix socket.")
@@ -139,6 +157,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="daemon configuration in docker's daemon.json format "
                         "(default /etc/skiff/daemon.json when it exists)")
     parser.add_argument("-D", "--debug", action="store_true", help="debug logging")
+    add_runtime_flags(parser)
     args = parser.parse_args(argv)
     from skiff.api import config as daemon_config
 
@@ -147,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
                             {a.dest: a.default for a in parser._actions})
     except daemon_config.ConfigError as exc:
         raise SystemExit(f"skiffd: {exc}")
+    check_runtimes(args)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         stream=sys.stderr)

@@ -70,11 +70,9 @@ def routes(engine):
                                "IndexConfigs": {}, "Mirrors": []},
             "DockerRootDir": engine.config.root, "HttpProxy": "", "HttpsProxy": "",
             "NoProxy": "", "Name": uname.nodename, "Labels": [], "ExperimentalBuild": False,
-            "ServerVersion": __version__, "Runtimes": {"skiff": {"path": "skiff-runtime"}},
-            "DefaultRuntime": "skiff", "Swarm": {"LocalNodeState": "inactive",
-                                                 "ControlAvailable": False, "NodeID": "",
-                                                 "NodeAddr": "", "Error": "",
-                                                 "RemoteManagers": None},
+            "ServerVersion": __version__, **engine.runtimes.info(),   # Runtimes, DefaultRuntime
+            "Swarm": {"LocalNodeState": "inactive", "ControlAvailable": False, "NodeID": "",
+                      "NodeAddr": "", "Error": "", "RemoteManagers": None},
             "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
             "SecurityOptions": ["name=seccomp,profile=builtin"] +
             (["name=cgroupns"] if cgv == "2" else []),

@@ -340,6 +340,8 @@ def parse_security_opts(values: list[str], read=_read_text) -> list[str]:
 def resource_host_config(opts, read=_read_text) -> dict:
     """The HostConfig fields of the resource and security flags (only those given)."""
     host: dict = {}
+    if getattr(opts, "runtime", None):   # --runtime
+        host["Runtime"] = opts.runtime
     if opts.memory_swap:
         host["MemorySwap"] = parse_swap(opts.memory_swap)
     if opts.memory_reservation:

@@ -46,6 +46,7 @@ CREATE_FLAGS = [
          help='Pull image before running ("always", "missing", "never")'),
     Flag("quiet", "q", BOOL, help="Suppress the pull output"),
     Flag("read-only", "", BOOL, help="Mount the container's root filesystem as read only"),
+    Flag("runtime", "", STRING, help="Runtime to use for this container"),
     Flag("restart", "", STRING, "no", help="Restart policy to apply when a container exits"),
     Flag("rm", "", BOOL,
          help="Automatically remove the container and its associated anonymous volumes when "

@@ -19,6 +19,9 @@ class EngineConfig:
     cgroup_parent: str = "skiff"
     log_driver: str = "json-file"          # containers' default, as daemon.json's log-driver
     log_opts: dict = field(default_factory=dict)
+    # OCI runtimes beyond the built-in ones (daemon.json's "runtimes"), and the default
+    runtimes: dict = field(default_factory=dict)
+    default_runtime: str = "skiff"
 
 
 class Engine:
@@ -60,6 +63,11 @@ class Engine:
         from skiff.engine.update import UpdateService
 
         self.update = UpdateService(self.containers)
+        from skiff.engine.runtimes import RuntimeTable   # (--runtime)
+
+        self.runtimes = RuntimeTable(config.runtimes, config.default_runtime,
+                                     config.exec_root)
+        self.containers.runtimes = self.runtimes
 
     def _wire_volumes(self) -> None:
         """Volumes (<root>/volumes) and the containers' hooks that use them."""

@@ -33,6 +33,7 @@ from skiff.store import failpoint
 
 KINDS = {"C": 0, "A": 1, "D": 2}  # the Engine API's numbers for docker's letters
 FREEZE_TIMEOUT = 10.0
+PIPE_SIZE = 1 << 20       # the pipe between the layer writer and the unpacker
 # Keys of a container's Config that belong in an image config (docker's ContainerConfig).
 IMAGE_CONFIG_KEYS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout",
                      "AttachStderr", "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env",
@@ -266,24 +267,31 @@ def _write_and_unpack(snaps, parent: str | None, store, produce, made: list[str]
     import threading
 
     r, w = os.pipe()
+    try:  # fewer, larger hand-overs between the writer and the unpacker
+        import fcntl
+        fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+    except OSError:
+        pass
     outcome: dict = {}
 
     def consume() -> None:
         try:
             with os.fdopen(r, "rb", buffering=1 << 20) as f:
-                chain, diff_id, created = snaps.unpack_stream(parent, f,
-                                                              oci_image.DOCKER_LAYER)
+                # the blob writer hashes the same bytes: at EOF it has seen them all
+                chain, diff_id, created = snaps.unpack_stream(
+                    parent, f, oci_image.DOCKER_LAYER, digest_after=lambda: blob.digest())
                 if created:
                     made.append(chain)
                 outcome["diff_id"] = diff_id
         except BaseException as exc:
             outcome["error"] = exc
 
+    blob = store.writer()
     thread = threading.Thread(target=consume, name="commit-unpack", daemon=True)
     thread.start()
     pipe = os.fdopen(w, "wb", buffering=1 << 20)
     try:
-        with store.writer() as blob:
+        with blob:
             try:
                 produce(_Tee(blob, pipe))
                 pipe.flush()
@@ -294,6 +302,7 @@ def _write_and_unpack(snaps, parent: str | None, store, produce, made: list[str]
                     pipe.close()  # EOF for the unpacker (a truncated tar if produce failed)
                 except BrokenPipeError:
                     pass
+            blob.flush_to_disk()  # while the unpacker finishes
             thread.join()
             if "error" in outcome:
                 raise outcome["error"]

@@ -175,6 +175,7 @@ class ContainerService:
         self._restarts: dict[str, asyncio.Task] = {}   # pending restarts by container id
         self._delays: dict[str, float] = {}            # last restart delay by container id
         self._events_task: asyncio.Task | None = None
+        self.runtimes = None   # skiff.engine.runtimes.RuntimeTable, set by the Engine
 
     # ------------------------------------------------------------------ helpers
     def container_dir(self, cid: str) -> str:
@@ -209,6 +210,8 @@ class ContainerService:
         host_config["LogConfig"] = log_config(host_config, self.log_driver, self.log_opts)
         if host_config.get("AutoRemove") and policy["Name"] != "no":
             raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
+        if self.runtimes is not None:   # --runtime (engine/runtimes.py)
+            host_config["Runtime"] = self.runtimes.choose(host_config)
         tty = bool(body.get("Tty"))
         hostname = body.get("Hostname") or cid[:12]
         if tty and not any(e.startswith("TERM=") for e in env):
@@ -220,6 +223,8 @@ class ContainerService:
         os.makedirs(cdir, mode=0o710)
         new_volumes: list[str] = []   # volumes made for this container (volumes)
         try:
+            if self.runtimes is not None:   # which runtime skiff-monitor drives for it
+                self.runtimes.write(cdir, host_config["Runtime"])
             mounts = self.snapshots.prepare(cid, chain_ids)
             rootfs_mounts = [m.to_dict() for m in mounts]
             user = self._resolve_user(user_text, rootfs_mounts)
@@ -432,10 +437,10 @@ class ContainerService:
                     pass
 
     def _clean_lost(self, cid: str) -> None:
-        from skiff import runtime
+        from skiff.monitor import oci_runtime
 
         try:
-            runtime.cleanup(self.container_dir(cid), cid)
+            oci_runtime.cleanup(self.container_dir(cid), cid)   # whichever runtime made it
         except Exception as exc:  # never let one container's debris stop the daemon
             import logging
 

@@ -72,7 +72,20 @@ def _start(monitor, req: dict) -> ExecProcess | dict:
     child_fds: list[int] = []
     console = None
     try:
-        if proc.tty:
+        if box.runtime is not None:
+            from skiff.monitor.server import oci_runtime
+            stdio = None
+            if not proc.tty:
+                stdio, proc.stdin_fd, readers = pipes(
+                    stdin=bool(req.get("stdin")) and not detach, output=not detach)
+                child_fds += list(stdio)
+                proc.output_fds.update(readers)
+            pid, master = oci_runtime(box).exec(box.bundle, box.id, process, stdio=stdio,
+                                                tty=proc.tty)
+            if master is not None:
+                proc.stdin_fd = master
+                proc.output_fds[master] = 1
+        elif proc.tty:
             console, theirs = console_pair()
             child_fds.append(theirs)
             pid = exec_process(box.bundle, box.id, box.pid, process, console_socket=theirs)

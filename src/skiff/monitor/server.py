@@ -68,6 +68,12 @@ class Box:
         self.exited_status: int | None = None
         self.waiters: list[asyncio.Future] = []
         self.paused = False
+        self.runtime: dict | None = None  # another OCI runtime (oci_runtime.py); None: ours
+
+
+def oci_runtime(box: Box):
+    from skiff.monitor.oci_runtime import OciRuntime
+    return OciRuntime.from_request(box.runtime)
 
 
 class Monitor:
@@ -101,7 +107,22 @@ class Monitor:
         child_fds: list[int] = []
         console = None
         try:
-            if box.tty:
+            from skiff.monitor.oci_runtime import recorded
+            box.runtime = req.get("runtime") or recorded(box.bundle)
+            if box.runtime is not None:
+                stdio = None
+                if not box.tty:
+                    stdio, box.stdin_fd, readers = pipes(stdin=bool(req.get("stdin")),
+                                                         output=True)
+                    child_fds += list(stdio)
+                    box.output_fds.update(readers)
+                pid, master = oci_runtime(box).create(box.bundle, cid, stdio=stdio,
+                                                      tty=box.tty)
+                if master is not None:
+                    os.set_blocking(master, False)
+                    box.stdin_fd = master
+                    box.output_fds[master] = 1
+            elif box.tty:
                 console, theirs = console_pair()
                 child_fds.append(theirs)
                 pid = runtime.spawn(box.bundle, cid, stdio=None, console_socket=theirs)
@@ -243,7 +264,10 @@ class Monitor:
         try:
             from skiff import runtime
 
-            runtime.cleanup(box.bundle, box.id)
+            if box.runtime is not None:
+                oci_runtime(box).delete(box.bundle, box.id)
+            else:
+                runtime.cleanup(box.bundle, box.id)
         except Exception as exc:  # never lose the exit status over a cgroup that lingers
             print(f"skiff-monitor: cleanup of {box.id}: {exc}", file=sys.stderr)
         packet = frame(STREAM_EXIT, json.dumps(box.exit).encode())

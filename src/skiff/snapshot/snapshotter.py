@@ -158,17 +158,21 @@ class Snapshotter:
                 shutil.rmtree(tmp, ignore_errors=True)
 
     def unpack_stream(self, parent_chain: str | None, fileobj,
-                      media_type: str | None = None) -> tuple[str, str, bool]:
+                      media_type: str | None = None, *,
+                      digest_after=None) -> tuple[str, str, bool]:
         """As `unpack`, from a stream whose diff id is not known beforehand (a commit's layer
         while it is being written): the chain id follows from the content. Returns
-        (chain id, diff id, whether the snapshot is new). Reads `fileobj` to its end."""
+        (chain id, diff id, whether the snapshot is new). Reads `fileobj` to its end.
+        `digest_after()`: the stream's sha256 once it has been read to its end, from the
+        writer that hashed it as it sent it (an uncompressed stream is not hashed again)."""
         if parent_chain is not None and not self.exists(parent_chain):
             raise NotFound(f"parent snapshot {parent_chain} does not exist")
         tmp = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.dir)
         try:
             fs = os.path.join(tmp, "fs")
             os.mkdir(fs, 0o755)
-            result = apply_layer(fileobj, fs, media_type=media_type, chown=self.chown)
+            result = apply_layer(fileobj, fs, media_type=media_type, chown=self.chown,
+                                 known_digest=digest_after)
             chain = chain_id(parent_chain, result.diff_id)
             target = os.path.join(self.dir, _hex(chain))
             if os.path.isdir(target):

@@ -454,12 +454,13 @@ def decode_errors() -> tuple[type[BaseException], ...]:
 
 
 def apply_layer(blob: BinaryIO, dest: str, *, media_type: str | None = None,
-                chown: bool = True, known_digest: str | None = None) -> LayerResult:
+                chown: bool = True, known_digest=None) -> LayerResult:
     """Extract the layer in `blob` into the existing, empty directory `dest`.
 
     `chown=False` skips ownership (an unprivileged caller). `known_digest`: the sha256 of
-    `blob` as the content store verified it; when the layer turns out to be uncompressed, that
-    is its diff id and the stream is not hashed a second time. On InvalidArgument (or any other
+    `blob` as the content store verified it (or a function giving it once `blob` is read to
+    its end: the writer on the other side of a pipe hashes what it sends); when the layer
+    turns out to be uncompressed, that is its diff id and the stream is not hashed again. On InvalidArgument (or any other
     error) `dest` holds a partial tree: the caller removes it.
     """
     try:
@@ -467,8 +468,11 @@ def apply_layer(blob: BinaryIO, dest: str, *, media_type: str | None = None,
     except decode_errors() as e:
         raise InvalidArgument(f"invalid layer: {e}") from None
     plain = isinstance(raw, _Prefixed)
-    trusted = known_digest if plain and known_digest and \
-        known_digest.startswith("sha256:") else None
+    if callable(known_digest):
+        trusted = known_digest if plain else None
+    else:
+        trusted = known_digest if plain and known_digest and \
+            known_digest.startswith("sha256:") else None
     hashing = _CountingReader(raw) if trusted else _HashingReader(raw)
     extractor = _Extractor(dest, chown)
     try:
@@ -481,5 +485,7 @@ def apply_layer(blob: BinaryIO, dest: str, *, media_type: str | None = None,
         raise InvalidArgument(f"invalid layer tar: {e or type(e).__name__}") from None
     finally:
         extractor.close()
+    if callable(trusted):
+        trusted = trusted()
     diff_id = trusted or "sha256:" + hashing.hash.hexdigest()
     return LayerResult(diff_id, hashing.size, extractor.content_size)

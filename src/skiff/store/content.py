@@ -233,16 +233,28 @@ class BlobWriter:
         self.hasher = hashlib.new(alg)
         self.alg = alg
         self.size = 0
+        self._synced = -1       # size at the last flush_to_disk
 
     def write(self, data) -> int:
         self.hasher.update(data)
         self.size += len(data)
         return self.file.write(data)
 
-    def commit(self) -> tuple[str, int]:
-        digest = f"{self.alg}:{self.hasher.hexdigest()}"
+    def flush_to_disk(self) -> None:
+        """fsync what is written so far (`commit` then has little left to wait for)."""
         self.file.flush()
         os.fsync(self.file.fileno())
+        self._synced = self.size
+
+    def digest(self) -> str:
+        """The digest of what is written so far."""
+        return f"{self.alg}:{self.hasher.hexdigest()}"
+
+    def commit(self) -> tuple[str, int]:
+        digest = self.digest()
+        self.file.flush()
+        if self._synced != self.size:
+            os.fsync(self.file.fileno())
         self.file.close()
         os.chmod(self.tmp, 0o444)
         failpoint.hit("content.writer.before_rename")
