@@ -59,17 +59,35 @@ def _manifest(images, record) -> tuple[bytes, str]:
             media_type = oci_image.OCI_MANIFEST
         if media_type in oci_image.MANIFEST_TYPES:
             return data, media_type
-    config_size = images.store.size(record.id)
-    doc = {
-        "schemaVersion": 2, "mediaType": oci_image.DOCKER_MANIFEST,
-        "config": {"mediaType": oci_image.DOCKER_CONFIG, "digest": record.id,
-                   "size": config_size},
-        "layers": [{"mediaType": l.get("mediaType") or oci_image.DOCKER_LAYER,
-                    "digest": l["digest"], "size": images.store.size(l["digest"])}
-                   for l in record.layers],
-    }
-    return json.dumps(doc, indent=None, separators=(",", ":")).encode(), \
-        oci_image.DOCKER_MANIFEST
+    layers = [dict(l, size=images.store.size(l["digest"])) for l in record.layers]
+    return manifest_for(record.id, images.store.size(record.id), layers)
+
+
+_OCI_FOR_DOCKER = {oci_image.DOCKER_LAYER: oci_image.OCI_LAYER,
+                   oci_image.DOCKER_LAYER_GZIP: oci_image.OCI_LAYER_GZIP}
+
+
+def manifest_for(config_digest: str, config_size: int, layers: list[dict]) -> tuple[bytes, str]:
+    """(manifest bytes, media type) for a config and its layers ({"mediaType", "digest",
+    "size"}): Docker schema 2 when every layer has a Docker media type (what docker pushes),
+    else OCI, with Docker layer types translated (one manifest never mixes the two families:
+    skopeo and containerd refuse that)."""
+    docker_types = {oci_image.DOCKER_LAYER, oci_image.DOCKER_LAYER_GZIP}
+    if all(l.get("mediaType") in docker_types for l in layers):
+        doc = {"schemaVersion": 2, "mediaType": oci_image.DOCKER_MANIFEST,
+               "config": {"mediaType": oci_image.DOCKER_CONFIG, "size": config_size,
+                          "digest": config_digest},
+               "layers": [{"mediaType": l["mediaType"], "size": l["size"],
+                           "digest": l["digest"]} for l in layers]}
+        return json.dumps(doc, indent=3).encode(), oci_image.DOCKER_MANIFEST
+    doc = {"schemaVersion": 2, "mediaType": oci_image.OCI_MANIFEST,
+           "config": {"mediaType": oci_image.OCI_CONFIG, "digest": config_digest,
+                      "size": config_size},
+           "layers": [{"mediaType": _OCI_FOR_DOCKER.get(l.get("mediaType"),
+                                                        l.get("mediaType") or
+                                                        oci_image.OCI_LAYER),
+                       "digest": l["digest"], "size": l["size"]} for l in layers]}
+    return json.dumps(doc, indent=3).encode(), oci_image.OCI_MANIFEST
 
 
 class _Writer:

@@ -14,11 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from skiff.errors import InvalidArgument, NotFound
-from skiff.oci import image as oci_image
 from skiff.oci import reference
 from skiff.registry import auth
-from skiff.registry import manifest as registry_manifest
 
+from skiff.engine.archive import manifest_for
 from skiff.engine.pull import RegistryOptions, aux, client_for, message, record_digest
 
 Progress = Callable[[dict], None]
@@ -45,23 +44,6 @@ class _Counting:
 
 def _short(digest: str) -> str:
     return digest.partition(":")[2][:12]
-
-
-def _manifest(config_digest: str, config_size: int, layers: list[dict]) -> tuple[bytes, str]:
-    docker_types = {oci_image.DOCKER_LAYER, oci_image.DOCKER_LAYER_GZIP}
-    if all(l["mediaType"] in docker_types for l in layers):
-        config = oci_image.Descriptor(oci_image.DOCKER_CONFIG, config_digest, config_size)
-        descs = [oci_image.Descriptor(l["mediaType"], l["digest"], l["size"]) for l in layers]
-        return registry_manifest.manifest_for_push(config, descs), oci_image.DOCKER_MANIFEST
-    oci = {oci_image.DOCKER_LAYER: oci_image.OCI_LAYER,
-           oci_image.DOCKER_LAYER_GZIP: oci_image.OCI_LAYER_GZIP}
-    import json
-    doc = {"schemaVersion": 2, "mediaType": oci_image.OCI_MANIFEST,
-           "config": {"mediaType": oci_image.OCI_CONFIG, "digest": config_digest,
-                      "size": config_size},
-           "layers": [{"mediaType": oci.get(l["mediaType"], l["mediaType"]),
-                       "digest": l["digest"], "size": l["size"]} for l in layers]}
-    return json.dumps(doc, indent=3).encode(), oci_image.OCI_MANIFEST
 
 
 def push(images, text: str, *, credentials: auth.Credentials | None = None,
@@ -133,7 +115,7 @@ def _push_one(images, client, ref: reference.Reference, options: RegistryOptions
     if not client.blob_exists(repo, image.id):
         with store.open(image.id) as f:
             client.upload_blob(repo, image.id, config_size, f)
-    data, media_type = _manifest(image.id, config_size, layers)
+    data, media_type = manifest_for(image.id, config_size, layers)
     digest = client.put_manifest(repo, ref.tag, data, media_type)
     record_digest(images, image.id, digest)
     emit(message(
