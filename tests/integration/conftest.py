@@ -43,12 +43,14 @@ class Daemon:
         self.host = f"unix://{self.sock}"
         self.proc: subprocess.Popen | None = None
         self.cgroup_parent = "skiff-test-" + os.path.basename(tmp)
+        self.extra_args: list[str] = []   # more skiffd flags, for a test module's own daemon
 
     def start(self) -> None:
         log = open(os.path.join(self.dir, "skiffd.log"), "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "skiff.api.daemon", "--root", self.root, "--exec-root",
-             self.exec_root, "-H", self.host, "--cgroup-parent", self.cgroup_parent],
+             self.exec_root, "-H", self.host, "--cgroup-parent", self.cgroup_parent,
+             *self.extra_args],
             stdout=log, stderr=log,
             env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src")))
         deadline = time.monotonic() + 20

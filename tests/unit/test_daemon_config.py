@@ -14,14 +14,60 @@ def test_daemon_json_fills_what_flags_left(tmp_path):
     path.write_text(json.dumps({"data-root": "/srv/skiff", "log-opts": {"max-size": "10m"},
                                 "hosts": ["unix:///tmp/x.sock"]}))
     args = argparse.Namespace(root="/var/lib/skiff", exec_root="/custom", cgroup_parent="skiff",
-                              log_driver="json-file", debug=False, pidfile=None,
-                              host="unix:///run/skiff/skiff.sock")
+                              log_driver="json-file", debug=False, pidfile=None, host=None)
     defaults = {"root": "/var/lib/skiff", "exec_root": "/run/skiff", "cgroup_parent": "skiff",
-                "log_driver": "json-file", "debug": False, "pidfile": None,
-                "host": "unix:///run/skiff/skiff.sock"}
+                "log_driver": "json-file", "debug": False, "pidfile": None, "host": None}
     config.merge(args, config.load(str(path)), defaults)
     assert args.root == "/srv/skiff" and args.exec_root == "/custom"
-    assert args.host == "unix:///tmp/x.sock" and args.log_opts == {"max-size": "10m"}
+    assert args.host == ["unix:///tmp/x.sock"] and args.log_opts == {"max-size": "10m"}
+
+
+def test_daemon_json_hosts_and_tls(tmp_path):
+    path = tmp_path / "daemon.json"
+    path.write_text(json.dumps({"hosts": ["unix:///tmp/a.sock", "tcp://127.0.0.1:2376"],
+                                "tlsverify": True, "tlscacert": "/ca.pem",
+                                "tlscert": "/cert.pem", "tlskey": "/key.pem"}))
+    args = argparse.Namespace(root="/r", exec_root="/e", cgroup_parent="skiff",
+                              log_driver="json-file", debug=False, pidfile=None,
+                              host=["unix:///flag.sock"], tls=False, tlsverify=False,
+                              tlscacert=None, tlscert="/flag-cert.pem", tlskey=None)
+    config.merge(args, config.load(str(path)), {"host": None})
+    assert args.host == ["unix:///flag.sock"]          # the flag wins over the file
+    assert args.tlsverify is True and args.tlscacert == "/ca.pem"
+    assert args.tlscert == "/flag-cert.pem" and args.tlskey == "/key.pem"
+    path.write_text(json.dumps({"hosts": "unix:///x.sock"}))
+    with pytest.raises(config.ConfigError, match="hosts must be a list"):
+        config.load(str(path))
+
+
+def test_tcp_listener_needs_client_verification():
+    from skiff.api import tls
+
+    with pytest.raises(tls.ListenerError, match="without TLS client verification"):
+        tls.require_for_tcp("tcp://0.0.0.0:2376", False, "/ca", "/c", "/k")
+    with pytest.raises(tls.ListenerError, match="without TLS client verification"):
+        tls.require_for_tcp("tcp://0.0.0.0:2376", True, None, "/c", "/k")
+    assert tls.require_for_tcp("tcp://x:1", True, "/ca", "/c", "/k").cacert == "/ca"
+    assert tls.parse_tcp("tcp://127.0.0.1:2376") == ("127.0.0.1", 2376)
+    assert tls.parse_tcp("tcp://:2376") == ("0.0.0.0", 2376)
+    assert tls.parse_tcp("tcp://[::1]:9") == ("::1", 9)
+    assert tls.parse_tcp("tcp://host") == ("host", 2376)
+    with pytest.raises(tls.ListenerError):
+        tls.parse_tcp("tcp://host:99999")
+
+
+def test_client_tls_options_and_defaults(tmp_path):
+    from skiff.client import tls
+
+    assert tls.from_options(False, False, None, None, None, environ={}) is None
+    (tmp_path / "ca.pem").write_text("x")
+    (tmp_path / "cert.pem").write_text("x")
+    env = {"SKIFF_CERT_PATH": str(tmp_path), "SKIFF_TLS_VERIFY": "1"}
+    found = tls.from_options(False, False, None, None, None, environ=env)
+    assert found.verify and found.cacert == str(tmp_path / "ca.pem")
+    assert found.cert == str(tmp_path / "cert.pem") and found.key is None
+    plain = tls.from_options(True, False, None, None, "/k", environ={})
+    assert not plain.verify and plain.key == "/k"
 
 
 def test_daemon_json_refuses_unknown_keys(tmp_path):

@@ -14,6 +14,9 @@ import os
 KNOWN = {"data-root", "exec-root", "hosts", "cgroup-parent", "log-driver", "log-opts", "debug",
          "live-restore", "pidfile"}
 DEFAULT_PATH = "/etc/skiff/daemon.json"
+# TCP listeners (api/tls.py): --tls, --tlsverify, --tlscacert, --tlscert, --tlskey.
+TLS_KEYS = ("tls", "tlsverify", "tlscacert", "tlscert", "tlskey")
+KNOWN |= set(TLS_KEYS)
 KNOWN |= {"default-runtime", "runtimes"}   # OCI runtimes (engine/runtimes.py)
 
 
@@ -44,8 +47,10 @@ def load(path: str | None) -> dict:
     if "log-opts" in settings and not isinstance(settings["log-opts"], dict):
         raise ConfigError("log-opts must be an object of strings")
     hosts = settings.get("hosts")
-    if hosts is not None and (not isinstance(hosts, list) or len(hosts) != 1):
-        raise ConfigError("hosts: skiffd listens on exactly one unix:// socket for now")
+    if hosts is not None and (not isinstance(hosts, list) or not hosts or
+                              not all(isinstance(h, str) for h in hosts)):
+        raise ConfigError("hosts must be a list of addresses (unix://PATH, tcp://ADDR:PORT, "
+                          "fd://)")
     return settings
 
 
@@ -57,8 +62,11 @@ def merge(args, settings: dict, defaults: dict) -> None:
     for attr, key in mapping.items():
         if key in settings and getattr(args, attr) == defaults.get(attr):
             setattr(args, attr, settings[key])
-    if "hosts" in settings and args.host == defaults.get("host"):
-        args.host = settings["hosts"][0]
+    if "hosts" in settings and not args.host:
+        args.host = list(settings["hosts"])
+    for key in TLS_KEYS:
+        if key in settings and getattr(args, key, None) in (None, False):
+            setattr(args, key, settings[key])
     args.log_opts = {str(k): str(v) for k, v in (settings.get("log-opts") or {}).items()}
     merge_runtimes(args, settings, defaults)
 

@@ -15,8 +15,28 @@ DEFAULT_HOST = "unix:///run/skiff/skiff.sock"
 
 def socket_path(host: str) -> str:
     if not host.startswith("unix://"):
-        raise SystemExit(f"skiffd: only unix:// hosts are supported, not {host}")
+        raise SystemExit(f"skiffd: unsupported host {host}: unix://PATH, tcp://ADDR:PORT "
+                         "(with TLS) or fd://")
     return host[len("unix://"):]
+
+
+def tcp_listeners(args) -> list[tuple[str, int, object]]:
+    """(address, port, TLS context) of each tcp:// host; refused without client
+    verification (api/tls.py says why)."""
+    from skiff.api import tls
+
+    found = []
+    for host in args.host:
+        if not host.startswith("tcp://"):
+            continue
+        try:
+            settings = tls.require_for_tcp(host, args.tlsverify, args.tlscacert,
+                                           args.tlscert, args.tlskey)
+            addr, port = tls.parse_tcp(host)
+            found.append((addr, port, tls.server_context(settings)))
+        except tls.ListenerError as exc:
+            raise SystemExit(f"skiffd: {exc}") from None
+    return found
 
 
 def already_serving(path: str) -> bool:
@@ -77,10 +97,14 @@ async def serve(args) -> None:
     from skiff.api.http import Server
     from skiff.engine import Engine, EngineConfig
 
-    activated = systemd_socket() if args.host == "fd://" else None
-    if args.host == "fd://" and activated is None:
+    activated = systemd_socket() if "fd://" in args.host else None
+    if "fd://" in args.host and activated is None:
         raise SystemExit("skiffd: -H fd:// but systemd passed no socket (LISTEN_FDS)")
-    path = None if activated else socket_path(args.host)
+    tcp = tcp_listeners(args)
+    unix_hosts = [h for h in args.host if h != "fd://" and not h.startswith("tcp://")]
+    if len(unix_hosts) > 1:
+        raise SystemExit("skiffd: one unix:// socket at most")
+    path = socket_path(unix_hosts[0]) if unix_hosts else None
     if path:
         os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
         if already_serving(path):
@@ -97,7 +121,13 @@ async def serve(args) -> None:
     server = Server(app.dispatch, app.common_headers)
     if activated is not None:
         await server.listen_socket(activated)
-    else:
+    for addr, port, context in tcp:
+        try:
+            await server.listen_tcp(addr, port, context)
+        except OSError as exc:
+            raise SystemExit(f"skiffd: cannot listen on tcp://{addr}:{port}: "
+                             f"{exc.strerror or exc}") from None
+    if path:
         tmp = path + f".{os.getpid()}"
         await server.listen_unix(tmp)
         set_socket_access(tmp)
@@ -108,7 +138,8 @@ async def serve(args) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
     loop.add_signal_handler(signal.SIGHUP, lambda: reload(args, engine))
-    logging.getLogger("skiffd").info("skiffd serving %s (root %s)", path or "fd://", args.root)
+    logging.getLogger("skiffd").info("skiffd serving %s (root %s)", ", ".join(args.host),
+                                     args.root)
     try:
         await stop
     finally:
@@ -142,9 +173,18 @@ def check_runtimes(args) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="skiffd", description="skiff's daemon: serves the "
                                      "Docker Engine API on a Unix socket.")
-    parser.add_argument("-H", "--host", default=DEFAULT_HOST,
-                        help=f"socket to listen on (default {DEFAULT_HOST}); fd:// takes "
+    parser.add_argument("-H", "--host", action="append", default=None,
+                        help=f"address to listen on, repeatable (default {DEFAULT_HOST}): "
+                        "unix://PATH; tcp://ADDR:PORT, only with --tlsverify; fd:// takes "
                         "the socket systemd passes (socket activation)")
+    parser.add_argument("--tls", action="store_true", default=False,
+                        help="use TLS (implied by --tlsverify)")
+    parser.add_argument("--tlsverify", action="store_true", default=False,
+                        help="use TLS and verify the client's certificate against "
+                        "--tlscacert (required for tcp:// hosts)")
+    parser.add_argument("--tlscacert", help="trust client certificates signed by this CA")
+    parser.add_argument("--tlscert", help="path to the daemon's TLS certificate file")
+    parser.add_argument("--tlskey", help="path to the daemon's TLS key file")
     parser.add_argument("--root", default="/var/lib/skiff", help="persistent state directory")
     parser.add_argument("--exec-root", default="/run/skiff", help="runtime state directory")
     parser.add_argument("--cgroup-parent", default="skiff",
@@ -166,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
                             {a.dest: a.default for a in parser._actions})
     except daemon_config.ConfigError as exc:
         raise SystemExit(f"skiffd: {exc}")
+    args.host = args.host or [DEFAULT_HOST]
     check_runtimes(args)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s",

@@ -324,7 +324,7 @@ class Server:
                  common_headers: Callable[[], dict[str, str]]):
         self.dispatch = dispatch
         self.common_headers = common_headers
-        self._server: asyncio.AbstractServer | None = None
+        self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task] = set()
 
     async def _on_connection(self, reader, writer) -> None:
@@ -336,15 +336,23 @@ class Server:
             self._tasks.discard(task)
 
     async def listen_unix(self, path: str) -> None:
-        self._server = await asyncio.start_unix_server(self._on_connection, path, limit=READ_CHUNK)
+        self._servers.append(await asyncio.start_unix_server(self._on_connection, path,
+                                                             limit=READ_CHUNK))
 
     async def listen_socket(self, sock) -> None:
         """Serve on a listening socket we were handed (systemd socket activation)."""
-        self._server = await asyncio.start_unix_server(self._on_connection, sock=sock,
-                                                       limit=READ_CHUNK)
+        self._servers.append(await asyncio.start_unix_server(self._on_connection, sock=sock,
+                                                             limit=READ_CHUNK))
+
+    async def listen_tcp(self, addr: str, port: int, ssl_context) -> None:
+        """TLS on addr:port (terminated by api/tls.py, which keeps half-closes working)."""
+        from skiff.api.tls import serve_tls
+
+        self._servers.append(await serve_tls(addr, port, ssl_context, self._on_connection,
+                                             READ_CHUNK))
 
     async def close(self) -> None:
-        if self._server:
-            self._server.close()
+        for listener in self._servers:
+            listener.close()
         for task in list(self._tasks):
             task.cancel()

@@ -39,6 +39,7 @@ class Cli:
         self.stdout = stdout if stdout is not None else sys.stdout
         self.stderr = stderr if stderr is not None else sys.stderr
         self._client = None
+        self.tls = None  # client.tls.TLSConfig for a tcp:// daemon
 
     # -- the daemon ----------------------------------------------------------------------
 
@@ -48,7 +49,7 @@ class Cli:
             from skiff.client.client import Client
             from skiff.client.errors import DaemonUnreachable
 
-            client = Client(self.host)
+            client = Client(self.host, tls=self.tls)
             try:
                 client.negotiate()
             except DaemonUnreachable:

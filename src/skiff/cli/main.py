@@ -16,6 +16,15 @@ GLOBAL = Command(
              "unix:///run/skiff/skiff.sock)", metavar="string"),
         Flag("log-level", "l", STRING, "info", help='Set the logging level ("debug", "info", '
              '"warn", "error", "fatal")'),
+        Flag("tls", "", BOOL, help="Use TLS; implied by --tlsverify"),
+        Flag("tlscacert", "", STRING, help="Trust certs signed only by this CA (default "
+             "$SKIFF_CERT_PATH/ca.pem, else ~/.skiff/ca.pem)", metavar="string"),
+        Flag("tlscert", "", STRING, help="Path to TLS certificate file (default "
+             "$SKIFF_CERT_PATH/cert.pem)", metavar="string"),
+        Flag("tlskey", "", STRING, help="Path to TLS key file (default $SKIFF_CERT_PATH/key.pem)",
+             metavar="string"),
+        Flag("tlsverify", "", BOOL, help="Use TLS and verify the remote (also "
+             "$SKIFF_TLS_VERIFY)"),
         Flag("version", "v", BOOL, help="Print version information and quit"),
     ],
 )
@@ -64,7 +73,8 @@ def group_help(group: str) -> str:
 
 def split_global(argv: list[str]) -> tuple[dict, list[str]]:
     """Global flags (before the command) and the words from the command on."""
-    opts = {"debug": False, "host": None, "version": False, "help": False}
+    opts = {"debug": False, "host": None, "version": False, "help": False, "tls": False,
+            "tlsverify": False, "tlscacert": None, "tlscert": None, "tlskey": None}
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -80,6 +90,15 @@ def split_global(argv: list[str]) -> tuple[dict, list[str]]:
             opts["version"] = True
         elif name in ("-h", "--help"):
             opts["help"] = True
+        elif name in ("--tls", "--tlsverify"):
+            opts[name[2:]] = value.lower() not in ("false", "0") if has_value else True
+        elif name in ("--tlscacert", "--tlscert", "--tlskey"):
+            if not has_value:
+                if i >= len(argv):
+                    raise UsageError(f"flag needs an argument: {name}")
+                value = argv[i]
+                i += 1
+            opts[name[2:]] = value
         elif name in ("-H", "--host", "-l", "--log-level"):
             if not has_value:
                 if i >= len(argv):
@@ -153,6 +172,11 @@ def _main(argv: list[str]) -> int:
 
     host, is_default = resolve_host(gopts["host"])
     cli = Cli(host, is_default, gopts["debug"])
+    if host.startswith(("tcp://", "http://")):
+        from skiff.client import tls
+
+        cli.tls = tls.from_options(gopts["tls"], gopts["tlsverify"], gopts["tlscacert"],
+                                   gopts["tlscert"], gopts["tlskey"])
     from skiff.cli import commands
 
     try:

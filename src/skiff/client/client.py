@@ -191,9 +191,10 @@ class Client:
     """An Engine API client. `version` pins the API version (no negotiation)."""
 
     def __init__(self, host: str = DEFAULT_HOST, version: str | None = None,
-                 timeout: float | None = None):
+                 timeout: float | None = None, tls=None):
         self.host = host
         self.timeout = timeout
+        self.tls = tls  # a client.tls.TLSConfig for tcp:// hosts, or None
         self._version = version
         self.server_headers: dict[str, str] = {}
 
@@ -207,7 +208,8 @@ class Client:
 
     def ping(self, timeout: float | None = None) -> dict[str, str]:
         """`GET /_ping`; the answer's headers (lowercased names). Raises DaemonUnreachable."""
-        conn = HTTPConnection(self.host, timeout if timeout is not None else self.timeout)
+        conn = HTTPConnection(self.host, timeout if timeout is not None else self.timeout,
+                              self.tls)
         try:
             conn.send_request("GET", "/_ping", {"User-Agent": USER_AGENT})
             raw = conn.get_response("GET")
@@ -236,7 +238,8 @@ class Client:
               timeout: float | None = None) -> PendingResponse:
         """Send a request and return before reading its answer."""
         url = self.url(path, params, versioned)
-        conn = HTTPConnection(self.host, timeout if timeout is not None else self.timeout)
+        conn = HTTPConnection(self.host, timeout if timeout is not None else self.timeout,
+                              self.tls)
         try:
             self._send(conn, method, url, json_body, body, headers)
         except BaseException:
@@ -276,7 +279,7 @@ class Client:
         right after its head kept. Errors raise APIError."""
         extra = {"Connection": "Upgrade", "Upgrade": "tcp"}
         extra.update(headers or {})
-        conn = HTTPConnection(self.host, self.timeout)
+        conn = HTTPConnection(self.host, self.timeout, self.tls)
         try:
             self._send(conn, method, self.url(path, params), json_body,
                        b"" if json_body is None else None, extra)

@@ -74,7 +74,11 @@ class HijackedStream:
 
     @property
     def pending(self) -> bool:
-        return bool(self._buffered)
+        """Bytes to read that select() cannot see: ours, or decrypted ones TLS holds."""
+        if self._buffered:
+            return True
+        tls_pending = getattr(self.sock, "pending", None)
+        return bool(tls_pending and tls_pending())
 
     def recv(self, size: int = 65536) -> bytes:
         """Up to `size` bytes; b"" at end of stream (also after a reset by the peer)."""
@@ -95,7 +99,7 @@ class HijackedStream:
             return
         self._write_closed = True
         try:
-            self.sock.shutdown(_socket.SHUT_WR)
+            self.sock.shutdown(_socket.SHUT_WR)  # over TLS: close_notify (client/tls.py)
         except OSError:
             pass
 

@@ -60,7 +60,10 @@ def parse_host(host: str) -> tuple[str, str | tuple[str, int]]:
 
 def unreachable(host: str, exc: OSError) -> DaemonUnreachable:
     """The message the docker CLI prints, adapted to skiff."""
-    if isinstance(exc, PermissionError):
+    if type(exc).__module__ == "ssl":  # a certificate refused, by us or by the daemon
+        err = DaemonUnreachable(f"error during connect to {host}: TLS: "
+                                f"{getattr(exc, 'reason', None) or exc}", host)
+    elif isinstance(exc, PermissionError):
         err = DaemonUnreachable(
             f"permission denied while trying to connect to the skiff daemon socket at {host}: "
             f"{exc.strerror or exc}",
@@ -74,8 +77,9 @@ def unreachable(host: str, exc: OSError) -> DaemonUnreachable:
     return err
 
 
-def open_socket(host: str, timeout: float | None = None) -> socket.socket:
-    """A connected stream socket to `host`, or `DaemonUnreachable`."""
+def open_socket(host: str, timeout: float | None = None, tls=None) -> socket.socket:
+    """A connected stream socket to `host`, or `DaemonUnreachable`; over TLS when `tls`
+    (a client.tls.TLSConfig) is given for a tcp:// host."""
     kind, address = parse_host(host)
     try:
         if kind == "unix":
@@ -91,6 +95,14 @@ def open_socket(host: str, timeout: float | None = None) -> socket.socket:
 
             sock = socket.create_connection(address, timeout=timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if tls is not None:
+                from skiff.client import tls as client_tls
+
+                try:
+                    sock = client_tls.wrap(sock, tls, address[0])
+                except BaseException:
+                    sock.close()
+                    raise
     except OSError as exc:
         raise unreachable(host, exc) from exc
     return sock
@@ -228,6 +240,10 @@ def body_framing(method: str, status: int, headers: Headers) -> tuple[str, int]:
     return "close", 0
 
 
+class ClosedBeforeAnswer(ProtocolError):
+    pass
+
+
 def read_response_head(sock: socket.socket) -> tuple[int, str, Headers, bytes]:
     """Read from `sock` until the response head is complete; return the status, the reason,
     the headers, and every byte read after the head (the start of the raw stream)."""
@@ -242,7 +258,7 @@ def read_response_head(sock: socket.socket) -> tuple[int, str, Headers, bytes]:
             raise ProtocolError(f"response head longer than {MAX_RESPONSE_HEAD} bytes")
         chunk = sock.recv(65536)
         if not chunk:
-            raise ProtocolError("daemon closed the connection before answering")
+            raise ClosedBeforeAnswer("daemon closed the connection before answering")
         buf += chunk
 
 
@@ -255,15 +271,16 @@ def encode_request_head(method: str, target: str, headers: dict[str, str]) -> by
 class HTTPConnection:
     """One request, one answer, over one socket."""
 
-    def __init__(self, host: str, timeout: float | None = None):
+    def __init__(self, host: str, timeout: float | None = None, tls=None):
         self.host = host
         self.timeout = timeout
+        self.tls = tls
         self.sock: socket.socket | None = None
         self.send_failed = False
 
     def connect(self) -> None:
         if self.sock is None:
-            self.sock = open_socket(self.host, self.timeout)
+            self.sock = open_socket(self.host, self.timeout, self.tls)
 
     def send_request(self, method: str, target: str, headers: dict[str, str], body=None) -> None:
         """Send the request. `body`: None, bytes, a file object or an iterable of bytes; the
@@ -302,13 +319,25 @@ class HTTPConnection:
                     self.sock.sendall(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             self.send_failed = True
+        except OSError as exc:
+            if type(exc).__module__ != "ssl":
+                raise
+            self.send_failed = True  # a refused TLS client hears why when it reads
 
     def get_response(self, method: str) -> "HTTPResponse":
         try:
             status, reason, headers, rest = read_response_head(self.sock)
-        except ConnectionResetError:
-            raise ProtocolError("daemon closed the connection before answering") from None
-        except OSError as exc:
+        except (OSError, ClosedBeforeAnswer) as exc:
+            if self.tls is not None and (type(exc).__module__ == "ssl" or isinstance(
+                    exc, (ConnectionResetError, ClosedBeforeAnswer))):
+                # TLS 1.3 tells a client its certificate was refused only after the handshake
+                raise ProtocolError("error during connect: remote error: tls: the daemon "
+                                    "refused this client's certificate "
+                                    f"({getattr(exc, 'reason', None) or exc})") from None
+            if isinstance(exc, ClosedBeforeAnswer):
+                raise
+            if isinstance(exc, ConnectionResetError):
+                raise ProtocolError("daemon closed the connection before answering") from None
             raise ProtocolError(f"error reading response: {exc}") from exc
         return HTTPResponse(self, method, status, reason, headers, rest)
 
