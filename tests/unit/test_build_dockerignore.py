@@ -2,7 +2,7 @@
 
 import pytest
 
-from skiff.build.dockerignore import IgnoreMatcher
+from skiff.dockerignore import IgnoreMatcher
 
 
 def ex(patterns, path):

@@ -22,6 +22,22 @@ from skiff.errors import InvalidArgument, SkiffError
 from skiff.wire import progress
 
 _DONE = object()
+HANGUP_POLL = 0.5   # seconds between checks that the client is still there, while a step is quiet
+
+
+def _peer_gone(request: Request) -> bool:
+    """Has the client closed the connection? (A quiet RUN step writes nothing for a long
+    time, so a write would not tell.) A Unix socket whose peer is gone polls as hung up."""
+    import select
+
+    writer = getattr(getattr(request, "_conn", None), "writer", None)
+    sock = writer.get_extra_info("socket") if writer is not None else None
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLHUP | getattr(select, "POLLRDHUP", 0))
+    return any(events & (select.POLLHUP | getattr(select, "POLLRDHUP", 0))
+               for _, events in poller.poll(0))
 
 
 def _json_arg(request: Request, name: str, kind: type):
@@ -109,7 +125,12 @@ def routes(engine):
         async def body():
             try:
                 while True:
-                    item = await queue.get()
+                    try:
+                        item = await asyncio.wait_for(queue.get(), HANGUP_POLL)
+                    except asyncio.TimeoutError:
+                        if _peer_gone(request):
+                            return  # the client went away (docker's CLI on ^C): cancel below
+                        continue
                     if item is _DONE:
                         break
                     yield progress.encode(item)

@@ -23,7 +23,7 @@ import posixpath
 import shutil
 import stat
 
-from skiff.build.dockerignore import IgnoreMatcher
+from skiff.dockerignore import IgnoreMatcher
 from skiff.snapshot import diff as snapdiff
 from skiff.snapshot.unpack import apply_layer
 

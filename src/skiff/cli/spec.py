@@ -471,6 +471,47 @@ COMMANDS += [
             ], max_args=0, aliases=("volume prune",)),
 ]
 
+# -- build (the builder) -------------------------------------------------------------------------
+COMMANDS += [
+    Command("build", "build [OPTIONS] PATH | URL | -", "Build an image from a Dockerfile",
+            _C + "build:cmd_build",
+            [
+                Flag("build-arg", "", LIST, help="Set build-time variables", metavar="list"),
+                Flag("cache-from", "", LIST, help="Images to consider as cache sources",
+                     metavar="strings"),
+                Flag("file", "f", STRING,
+                     help="Name of the Dockerfile (Default is 'PATH/Dockerfile')"),
+                Flag("force-rm", "", BOOL, help="Always remove intermediate containers"),
+                Flag("iidfile", "", STRING, help="Write the image ID to the file"),
+                Flag("label", "", LIST, help="Set metadata for an image", metavar="list"),
+                Flag("network", "", STRING,
+                     help='Set the networking mode for the RUN instructions during build',
+                     metavar="string"),
+                Flag("no-cache", "", BOOL, help="Do not use cache when building the image"),
+                Flag("output", "o", LIST,
+                     help='Output destination (format: "type=local,dest=path" or '
+                          '"type=tar,dest=path")', metavar="stringArray"),
+                Flag("platform", "", STRING, help="Set platform if server is multi-platform "
+                     "capable"),
+                Flag("pull", "", BOOL, help="Always attempt to pull a newer version of the "
+                     "image"),
+                Flag("quiet", "q", BOOL, help="Suppress the build output and print image ID "
+                     "on success"),
+                Flag("rm", "", BOOL, True,
+                     help="Remove intermediate containers after a successful build"),
+                Flag("tag", "t", LIST,
+                     help='Name and optionally a tag in the "name:tag" format', metavar="list"),
+                Flag("target", "", STRING, help="Set the target build stage to build."),
+            ], min_args=1, max_args=1, aliases=("image build", "builder build", "build")),
+    Command("builder prune", "builder prune", "Remove build cache",
+            _C + "build:cmd_builder_prune",
+            [
+                Flag("all", "a", BOOL, help="Remove all unused build cache, not just dangling "
+                     "ones"),
+                Flag("force", "f", BOOL, help="Do not prompt for confirmation"),
+            ], max_args=0, aliases=("builder prune",)),
+]
+
 BY_NAME = {c.name: c for c in COMMANDS}
 
 # Management commands: `skiff container ls` is `skiff ps`.
@@ -504,6 +545,11 @@ GROUPS["volume"] = {"create": "volume create", "ls": "volume ls", "list": "volum
                     "inspect": "volume inspect", "rm": "volume rm", "remove": "volume rm",
                     "prune": "volume prune"}
 GROUP_HELP["volume"] = "Manage volumes"
+
+# build
+GROUPS["builder"] = {"build": "build", "prune": "builder prune"}
+GROUP_HELP["builder"] = "Manage builds"
+GROUPS["image"]["build"] = "build"
 
 COMMON = ["run", "ps", "pull", "images", "version", "info"]
 

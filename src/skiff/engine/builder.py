@@ -547,8 +547,11 @@ class Build:
         reader = asyncio.ensure_future(self._relay_output(cid))
         try:
             result = await exited
-        finally:
-            await reader
+        except BaseException:
+            exited.cancel()
+            reader.cancel()  # cancelled (the client went away): the caller removes it
+            raise
+        await reader
         code = int(result.get("StatusCode") or 0)
         if code != 0:
             raise BuildFailed(f"The command '{' '.join(command)}' returned a non-zero code: "
@@ -836,6 +839,7 @@ def prune(engine, everything: bool = False) -> dict:
     used = {row["image_id"] for row in engine.db.query("SELECT image_id FROM containers")}
     for key, image_id in sorted(cache.entries().items()):
         cache.forget(key)
+        deleted.append(key)
         try:
             image = engine.images.get(image_id)
         except NotFound:
@@ -851,7 +855,6 @@ def prune(engine, everything: bool = False) -> dict:
         after = sum(engine.snapshots.usage(c).size for c in image.chain_ids
                     if engine.snapshots.exists(c))
         reclaimed += max(0, before - after)
-        deleted.append(key)
     return {"CachesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
 
