@@ -153,6 +153,53 @@ def test_import_with_changes(daemon):
         client.images.remove(f"imported:{tag}")
 
 
+def test_import_from_a_url(daemon, tmp_path):
+    """The daemon downloads the tarball (a server on loopback only), with docker's progress;
+    a missing file is a clear error and leaves nothing."""
+    import http.server
+    import threading
+
+    data = _fs_tarball({"etc/motd": b"from a url\n"})
+    (tmp_path / "fs.tar.gz").write_bytes(data)
+    handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(  # noqa: E731
+        *a, directory=str(tmp_path), **kw)
+    http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    client = daemon.client()
+    try:
+        result = daemon.cli("import", "-c", 'CMD ["/bin/cat", "/etc/motd"]', f"{url}/fs.tar.gz",
+                            "fromurl:v1")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.decode().splitlines()[-1].startswith("sha256:")
+        assert f"Downloading from {url}/fs.tar.gz".encode() in result.stdout
+        assert client.containers.run("fromurl:v1", remove=True) == b"from a url\n"
+        # the Docker SDK's way (fromSrc=URL)
+        lines = client.api.import_image_from_url(f"{url}/fs.tar.gz", repository="fromurl",
+                                                 tag="v2")
+        assert "sha256:" in lines
+        assert client.images.get("fromurl:v2").attrs["RootFS"]["Layers"] == \
+            client.images.get("fromurl:v1").attrs["RootFS"]["Layers"]
+        before = _ids(client)
+        missing = daemon.cli("import", f"{url}/nosuch.tar", "fromurl:v3")
+        assert missing.returncode == 1
+        assert b"failed to GET" in missing.stderr and b"404" in missing.stderr
+        assert _ids(client) == before
+        bad = client.api._post(client.api._url("/images/create"),
+                               params={"fromSrc": "ftp://127.0.0.1/x.tar"})
+        assert bad.status_code == 400
+    finally:
+        server.shutdown()
+        server.server_close()
+        for tag in ("v1", "v2"):
+            try:
+                client.images.remove(f"fromurl:{tag}")
+            except Exception:
+                pass
+
+
 def test_image_filters(daemon):
     client = daemon.client()
     data = _fs_tarball({})

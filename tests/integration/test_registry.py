@@ -255,6 +255,55 @@ def test_cli_login_push_logout(daemon, private_registry, test_images, tmp_path):
     assert denied.returncode != 0 and b"unauthorized" in denied.stderr
 
 
+def test_cli_pull_and_run_send_stored_credentials(daemon, private_registry, test_images,
+                                                  tmp_path):
+    """`skiff pull` and `skiff run` of a missing image send X-Registry-Auth made from the
+    config file (`auths`, or a credential helper as docker runs it), as the docker CLI does."""
+    import sys
+    host = private_registry.host
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "src")
+    cfg = tmp_path / "cfg"
+    helper_dir = tmp_path / "bin"
+    helper_dir.mkdir()
+    env = dict(os.environ, DOCKER_CONFIG=str(cfg), PYTHONPATH=src,
+               PATH=f"{helper_dir}:{os.environ.get('PATH', '')}")
+
+    def cli(*args, input=None):
+        return subprocess.run([sys.executable, "-m", "skiff.cli.main", "-H", daemon.host,
+                               *args], input=input, capture_output=True, env=env, timeout=60)
+
+    sdk = daemon.client()
+    sdk.login("alice", "s3cret", registry=host, reauth=True)
+    load_as(daemon, test_images, f"{host}/team/pulled:v1")
+    assert not [l for l in sdk.api.push(f"{host}/team/pulled", "v1", stream=True, decode=True,
+                                        auth_config={"username": "alice",
+                                                     "password": "s3cret"})
+                if "error" in l]
+    sdk.images.remove(f"{host}/team/pulled:v1")
+    denied = cli("pull", f"{host}/team/pulled:v1")
+    assert denied.returncode != 0 and b"unauthorized" in denied.stderr, denied
+    assert cli("login", "-u", "alice", "--password-stdin", host,
+               input=b"s3cret\n").returncode == 0
+    pulled = cli("pull", f"{host}/team/pulled:v1")
+    assert pulled.returncode == 0, pulled.stderr
+    sdk.images.remove(f"{host}/team/pulled:v1")
+    ran = cli("run", "--rm", f"{host}/team/pulled:v1", "echo", "pulled-by-run")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.endswith(b"pulled-by-run\n")
+    sdk.images.remove(f"{host}/team/pulled:v1")
+    # a credential helper instead of `auths`
+    helper = helper_dir / "docker-credential-skifftest"
+    helper.write_text("#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\n"
+                      f"[ \"$server\" = {host} ] || exit 1\n"
+                      "echo '{\"Username\":\"alice\",\"Secret\":\"s3cret\"}'\n")
+    helper.chmod(0o755)
+    (cfg / "config.json").write_text(json.dumps({"credsStore": "skifftest"}))
+    pulled = cli("pull", f"{host}/team/pulled:v1")
+    assert pulled.returncode == 0, pulled.stderr
+    sdk.images.remove(f"{host}/team/pulled:v1")
+
+
 def _docker_cli(daemon, tmp_path):
     path = shutil.which("docker")
     if not path:

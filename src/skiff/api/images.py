@@ -323,9 +323,7 @@ def routes(engine):
 
         source = request.arg("fromSrc")
         if source != "-":
-            await request.drain()
-            raise InvalidArgument(f"importing from {source!r} is not supported: send the "
-                                  "tarball in the request body (fromSrc=-)")
+            return await import_url(request, source)
         spool = tempfile.SpooledTemporaryFile(max_size=LOAD_SPOOL_LIMIT,
                                               dir=engine.config.root)
         try:
@@ -347,6 +345,24 @@ def routes(engine):
             yield progress.encode({"status": image_id})
 
         return StreamingResponse(body())
+
+    async def import_url(request: Request, source: str):
+        from skiff.api.distribution import _stream
+        from skiff.engine import image_ops
+
+        await request.drain()
+        image_ops.source_url(source)  # a bad scheme: 400 before the stream starts
+        done: dict = {}
+
+        def work(emit):
+            done["id"] = image_ops.import_url(
+                images, source, progress=emit, repo=request.arg("repo") or "",
+                tag=request.arg("tag") or "", changes=request.query.get("changes") or [],
+                message=request.arg("message") or "")
+            emit({"status": done["id"]})
+
+        return _stream(work, lambda: emit_image_event(engine, "import", done["id"],
+                                                      done["id"]))
 
     async def df(request: Request):
         return json_response(await asyncio.to_thread(disk_usage, engine))

@@ -3,6 +3,7 @@
     history(images, "busybox")          -> docker's /images/{name}/history list, newest first
     prune(images, dangling_only=True)   -> {"ImagesDeleted": [...], "SpaceReclaimed": N}
     import_tarball(images, fileobj, repo="x", tag="1", changes=["CMD [\"sh\"]"]) -> image id
+    import_url(images, "http://host/rootfs.tar.gz", progress=emit, repo="x") -> image id
 """
 
 from __future__ import annotations
@@ -222,3 +223,58 @@ def _diff_id(path: str, media_type: str) -> str:
         except unpack.decode_errors() as e:
             raise InvalidArgument(f"invalid tar archive: {e or type(e).__name__}") from None
     return "sha256:" + h.hexdigest()
+
+
+URL_PROGRESS_STEP = 512 * 1024
+URL_TIMEOUT = 60.0
+
+
+class _Progress:
+    """The download as a file, reporting docker's `Importing` progress while it is read."""
+
+    def __init__(self, f, total: int | None, emit):
+        self.f, self.total, self.emit = f, total, emit
+        self.done = self.last = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.done += len(data)
+        if self.done - self.last >= URL_PROGRESS_STEP or (not data and self.done):
+            self.last = self.done
+            self.emit({"status": "Importing", "progressDetail": {
+                "current": self.done, "total": self.total or 0}})
+        return data
+
+
+def source_url(source: str) -> str:
+    """docker's rule: a source without a scheme is an http URL; only http(s) is fetched."""
+    import urllib.parse
+
+    url = source if "://" in source else "http://" + source
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise InvalidArgument(f"unsupported URL scheme {scheme!r} in {source}: only http and "
+                              f"https are imported")
+    return url
+
+
+def import_url(images, source: str, *, progress=None, **kw) -> str:
+    """`docker import URL`: the tarball downloaded (streamed, never whole in memory) and
+    imported as `import_tarball` does; `progress` gets docker's messages."""
+    import urllib.error
+    import urllib.request
+
+    emit = progress or (lambda message: None)
+    url = source_url(source)
+    try:
+        response = urllib.request.urlopen(url, timeout=URL_TIMEOUT)
+    except urllib.error.HTTPError as e:
+        raise InvalidArgument(f"failed to GET {url} with status {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        raise InvalidArgument(f"error downloading {url}: {reason}") from None
+    with response:
+        emit({"status": f"Downloading from {url}"})
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        return import_tarball(images, _Progress(response, total, emit), **kw)

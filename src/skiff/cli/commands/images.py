@@ -195,8 +195,12 @@ def cmd_pull(cli, opts, args) -> int:
             cli.out("Using default tag: latest")
     if opts.platform:
         params["platform"] = opts.platform
+    from skiff.cli.commands.registry import auth_header, server_key
+
     client = cli.client()
-    with client.request("POST", "/images/create", params, stream=True) as resp:
+    headers = auth_header(server_key(ref.domain))  # what `skiff login` stored, as docker
+    with client.request("POST", "/images/create", params, stream=True,
+                        headers=headers) as resp:
         if opts.quiet:
             from skiff.cli.commands.run import _NullWriter
 
@@ -395,8 +399,9 @@ def cmd_import(cli, opts, args) -> int:
     if source == "-":
         body = getattr(cli.stdin, "buffer", cli.stdin)
         headers = {"Content-Type": "application/x-tar"}
-    elif "://" in source:
-        raise StatusError(1, f"importing from a URL is not supported: {source}")
+    elif source.startswith(("http://", "https://")):  # the daemon downloads it (as docker)
+        params["fromSrc"] = source
+        body, headers = b"", {}
     else:
         try:
             body = open(source, "rb")
@@ -404,16 +409,19 @@ def cmd_import(cli, opts, args) -> int:
             raise StatusError(1, f"open {source}: {exc.strerror.lower()}") from None
         headers = {"Content-Type": "application/x-tar",
                    "Content-Length": str(os.fstat(body.fileno()).st_size)}
+    from skiff.cli.progress import ProgressRenderer
+
     try:
         with cli.client().request("POST", "/images/create", params, body=body,
                                   headers=headers, stream=True) as resp:
+            renderer = ProgressRenderer(cli.stdout, cli.isatty(cli.stdout),
+                                        _terminal_width(cli))
             for message in resp.iter_json():
                 if message.get("error"):
                     raise StatusError(1, message["error"])
-                if message.get("status"):
-                    cli.out(message["status"])
+                renderer.feed(message)
     finally:
-        if source != "-":
+        if hasattr(body, "close") and source != "-":
             body.close()
     return 0
 

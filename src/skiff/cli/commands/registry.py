@@ -54,8 +54,37 @@ def server_key(server: str | None) -> str:
     return HUB_KEY if text in HUB_DOMAINS else text
 
 
+def _from_helper(helper: str, key: str) -> tuple[str, str] | None:
+    """`docker-credential-HELPER get`, as the docker CLI runs it (a token comes back with the
+    user name `<token>` and is sent as an identity token)."""
+    import subprocess
+
+    try:
+        out = subprocess.run([f"docker-credential-{helper}", "get"], input=key.encode(),
+                             capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    try:
+        doc = json.loads(out.stdout)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or not doc.get("Secret"):
+        return None
+    return str(doc.get("Username") or ""), str(doc["Secret"])
+
+
 def stored(key: str) -> tuple[str, str] | None:
-    entry = (_read(config_path()).get("auths") or {}).get(key)
+    doc = _read(config_path())
+    helper = (doc.get("credHelpers") or {}).get(key) or doc.get("credsStore")
+    if helper:
+        found = _from_helper(helper, key)
+        if found:
+            return found
+    entry = (doc.get("auths") or {}).get(key)
+    if isinstance(entry, dict) and entry.get("identitytoken") and not entry.get("auth"):
+        return "<token>", str(entry["identitytoken"])
     if not isinstance(entry, dict) or not entry.get("auth"):
         return None
     try:
@@ -69,7 +98,10 @@ def auth_header(key: str) -> dict:
     creds = stored(key)
     if not creds:
         return {}
-    doc = {"username": creds[0], "password": creds[1], "serveraddress": key}
+    if creds[0] == "<token>":
+        doc = {"identitytoken": creds[1], "serveraddress": key}
+    else:
+        doc = {"username": creds[0], "password": creds[1], "serveraddress": key}
     return {"X-Registry-Auth": base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()}
 
 

@@ -54,7 +54,10 @@ def pull_image(cli, client, image: str, platform: str | None, out, quiet: bool) 
     params = {"fromImage": ref.name, "tag": ref.api_tag}
     if platform:
         params["platform"] = platform
-    with client.request("POST", "/images/create", params, stream=True) as resp:
+    from skiff.cli.commands.registry import auth_header, server_key
+    headers = auth_header(server_key(ref.domain))  # what `skiff login` stored
+    with client.request("POST", "/images/create", params, stream=True,
+                        headers=headers) as resp:
         if quiet:
             from skiff.cli.progress import ProgressRenderer
 
