@@ -55,3 +55,10 @@ class Unsupported(SkiffError):
 
 class Unavailable(SkiffError):
     status = 503
+
+
+class Forbidden(SkiffError):
+    """Docker's errdefs.Forbidden: the request is understood and refused as it stands
+    (an overlapping subnet, a network in use)."""
+
+    status = 403

@@ -34,6 +34,12 @@ def cgroup_dirs_under(name: str) -> list[str]:
     return found
 
 
+def netfixture_flags(net: dict) -> list[str]:
+    from tests.integration import netfixture
+
+    return netfixture.flags(net)
+
+
 class Daemon:
     def __init__(self, tmp: str):
         self.dir = tmp
@@ -44,13 +50,18 @@ class Daemon:
         self.proc: subprocess.Popen | None = None
         self.cgroup_parent = "skiff-test-" + os.path.basename(tmp)
         self.extra_args: list[str] = []   # more skiffd flags, for a test module's own daemon
+        from tests.integration import netfixture   # its own bridge, subnet, nft table
+
+        self.net = netfixture.pick(os.path.basename(tmp))
+        self.bridges: list[str] = []
 
     def start(self) -> None:
         log = open(os.path.join(self.dir, "skiffd.log"), "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "skiff.api.daemon", "--root", self.root, "--exec-root",
              self.exec_root, "-H", self.host, "--cgroup-parent", self.cgroup_parent,
-             *self.extra_args],
+             *self.extra_args,
+             *netfixture_flags(self.net)],
             stdout=log, stderr=log,
             env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src")))
         deadline = time.monotonic() + 20
@@ -109,6 +120,19 @@ class Daemon:
         assert result.returncode == 0, result.stderr.decode() + self.log()
 
 
+def netfixture_bridges(client) -> list[str]:
+    from tests.integration import netfixture
+
+    return netfixture.bridges_of_daemon(client)
+
+
+def netfixture_cleanup(d) -> None:
+    # the daemon's bridges and nft table, even when a test failed half-way
+    from tests.integration import netfixture
+
+    netfixture.cleanup(d.net, d.bridges)
+
+
 @pytest.fixture(scope="module")
 def daemon(test_images):
     if os.geteuid() != 0:
@@ -124,6 +148,8 @@ def daemon(test_images):
             client = d.client()
             for c in client.containers.list(all=True):
                 c.remove(force=True)
+            d.bridges = netfixture_bridges(client)
+            client.networks.prune()
         except Exception:
             pass
         d.stop()
@@ -144,4 +170,5 @@ def daemon(test_images):
                     pass
         for mount in reversed(mounts_under(tmp)):
             subprocess.run(["umount", "-l", mount], stderr=subprocess.DEVNULL)
+        netfixture_cleanup(d)
         shutil.rmtree(tmp, ignore_errors=True)

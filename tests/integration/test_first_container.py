@@ -48,7 +48,8 @@ def test_pid_1_hostname_processes_and_network(daemon):
     assert lines[0] == "pid=1"
     assert lines[1] == "boxy"
     assert sorted(lines[2].split()) == ["ps", "sh"]  # nothing of the host's
-    assert [line.strip() for line in lines[3:]] == ["lo"]
+    # the default bridge network: its own eth0 beside lo, nothing of the host's
+    assert sorted(line.strip() for line in lines[3:]) == ["eth0", "lo"]
 
 
 def test_capabilities_seccomp_and_masked_paths(daemon):

@@ -48,6 +48,11 @@ class App:
         for method, pattern, handler in build.routes(engine):
             self.routes.append((method, compile_pattern(pattern), handler))
 
+        from skiff.api import networks   # /networks (networking)
+
+        for method, pattern, handler in networks.routes(engine):
+            self.routes.append((method, compile_pattern(pattern), handler))
+
     def common_headers(self) -> dict[str, str]:
         return {"Api-Version": wire_version.API_VERSION, "Ostype": "linux",
                 "Server": f"skiff/{__version__} (linux)", "Docker-Experimental": "false"}

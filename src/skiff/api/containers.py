@@ -329,6 +329,8 @@ def routes(engine):
         if limit is not None and limit > 0:
             records = records[:limit]
         rows = [summary(r) for r in records]
+        for row, record in zip(rows, records):   # ports and networks (networking)
+            row.update(engine.networks.summary(record))
         if request.flag("size"):  # walks every upper dir: only when asked, as docker
             for row, record in zip(rows, records):
                 row["SizeRw"], row["SizeRootFs"] = await asyncio.to_thread(containers.sizes,
@@ -338,6 +340,7 @@ def routes(engine):
     async def inspect(request: Request):
         record = containers.get(request.match["id"])
         document = inspect_document(engine, record)
+        document["NetworkSettings"] = engine.networks.settings(record)
         if request.flag("size"):
             document["SizeRw"], document["SizeRootFs"] = await asyncio.to_thread(
                 containers.sizes, record)

@@ -112,11 +112,12 @@ async def serve(args) -> None:
     engine = Engine(EngineConfig(runtimes=args.runtimes, default_runtime=args.default_runtime,
                                  root=args.root, exec_root=args.exec_root,
                                  cgroup_parent=args.cgroup_parent, log_driver=args.log_driver,
-                                 log_opts=args.log_opts))
+                                 log_opts=args.log_opts, network=network_config(args)))
     engine.images.cleanup()  # what a killed load or prune left behind
     engine.volume_use.restore([r for r in engine.containers.records.list()
                                if r.state.get("Running")])  # host mounts, half removals
     engine.monitor.ensure_running()
+    await engine.networks.restore()  # bridges, rules, DNS; what dead containers left
     app = App(engine)
     server = Server(app.dispatch, app.common_headers)
     if activated is not None:
@@ -145,6 +146,7 @@ async def serve(args) -> None:
     finally:
         watcher.cancel()
         await server.close()
+        engine.networks.shutdown()
         if path:
             try:
                 os.unlink(path)
@@ -168,6 +170,35 @@ def check_runtimes(args) -> None:
         RuntimeTable(args.runtimes, args.default_runtime, args.exec_root)
     except ConfigError as exc:
         raise SystemExit(f"skiffd: {exc}")
+
+
+def network_config(args):
+    from skiff.engine.networks import DEFAULT_POOLS, NetworkConfig
+
+    return NetworkConfig(bridge=args.bridge, bip=args.bip,
+                         pools=args.default_address_pool or list(DEFAULT_POOLS),
+                         nft_table=args.nft_table, nft=args.iptables)
+
+
+def add_network_flags(parser) -> None:
+    from skiff.engine.networks import DEFAULT_BRIDGE_CIDR, DEFAULT_POOLS
+
+    parser.add_argument("--bridge", default="skiff0",
+                        help="name of the default bridge network's Linux bridge (default "
+                        "skiff0)")
+    parser.add_argument("--bip", default=DEFAULT_BRIDGE_CIDR,
+                        help="the default bridge's address and subnet (default "
+                        f"{DEFAULT_BRIDGE_CIDR}; docker's is 172.17.0.1/16)")
+    parser.add_argument("--default-address-pool", action="append", default=None,
+                        metavar="base=CIDR,size=N",
+                        help="where user-defined networks' subnets come from (repeatable; "
+                        f"default {DEFAULT_POOLS[0]})")
+    parser.add_argument("--nft-table", default="skiff",
+                        help="name of skiff's nftables table (family ip; default skiff)")
+    parser.add_argument("--iptables", default=True,
+                        type=lambda v: v.lower() in ("1", "true", "yes", "on"),
+                        help="manage the nftables table (masquerading, isolation, published "
+                        "ports); false leaves the firewall alone (default true)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -197,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="daemon configuration in docker's daemon.json format "
                         "(default /etc/skiff/daemon.json when it exists)")
     parser.add_argument("-D", "--debug", action="store_true", help="debug logging")
+    add_network_flags(parser)
     add_runtime_flags(parser)
     args = parser.parse_args(argv)
     from skiff.api import config as daemon_config

@@ -518,6 +518,9 @@ def build_create(opts, image: str, command: list[str], *, detach: bool = False,
     config["HostConfig"] = host
     config["NetworkingConfig"] = {"EndpointsConfig": {}}
 
+    from skiff.cli.netopts import apply_network_options   # --ip, --dns, ... (networking)
+
+    apply_network_options(opts, config, host)
     params = {}
     if opts.name:
         params["name"] = opts.name

@@ -108,6 +108,18 @@ CREATE_FLAGS = sorted(CREATE_FLAGS + [
          metavar="list"),
 ], key=lambda f: f.long)
 
+# networking (--network, -p, -P, --add-host, --expose and --hostname are above)
+CREATE_FLAGS = sorted(CREATE_FLAGS + [
+    Flag("dns", "", LIST, help="Set custom DNS servers", metavar="list"),
+    Flag("dns-option", "", LIST, help="Set DNS options", metavar="list"),
+    Flag("dns-search", "", LIST, help="Set custom DNS search domains", metavar="list"),
+    Flag("domainname", "", STRING, help="Container NIS domain name"),
+    Flag("ip", "", STRING, help="IPv4 address (e.g., 172.30.100.104)"),
+    Flag("mac-address", "", STRING, help="Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
+    Flag("network-alias", "", LIST, help="Add network-scoped alias for the container",
+         metavar="list"),
+], key=lambda f: f.long)
+
 RUN_FLAGS = sorted(
     CREATE_FLAGS
     + [
@@ -512,6 +524,77 @@ COMMANDS += [
             ], max_args=0, aliases=("builder prune",)),
 ]
 
+# networks
+COMMANDS += [
+    Command("network create", "network create [OPTIONS] NETWORK", "Create a network",
+            _C + "networks:cmd_network_create",
+            [
+                Flag("attachable", "", BOOL, help="Enable manual container attachment"),
+                Flag("driver", "d", STRING, "bridge", help="Driver to manage the Network"),
+                Flag("gateway", "", LIST, help="IPv4 or IPv6 Gateway for the master subnet",
+                     metavar="strings"),
+                Flag("internal", "", BOOL, help="Restrict external access to the network"),
+                Flag("ip-range", "", LIST, help="Allocate container ip from a sub-range",
+                     metavar="strings"),
+                Flag("ipam-driver", "", STRING, "default", help="IP Address Management Driver"),
+                Flag("ipam-opt", "", LIST, help="Set IPAM driver specific options",
+                     metavar="map"),
+                Flag("ipv6", "", BOOL, help="Enable or disable IPv6 networking"),
+                Flag("label", "", LIST, help="Set metadata on a network", metavar="list"),
+                Flag("opt", "o", LIST, help="Set driver specific options", metavar="map"),
+                Flag("subnet", "", LIST, help="Subnet in CIDR format that represents a "
+                     "network segment", metavar="strings"),
+            ], min_args=1, max_args=1, aliases=("network create",)),
+    Command("network ls", "network ls [OPTIONS]", "List networks",
+            _C + "networks:cmd_network_ls",
+            [
+                Flag("filter", "f", LIST, help="Provide filter values (e.g. \"driver=bridge\")",
+                     metavar="filter"),
+                Flag("format", "", STRING,
+                     help="Format output using a custom template ('table', 'table TEMPLATE', "
+                          "'json' or 'TEMPLATE')"),
+                Flag("no-trunc", "", BOOL, help="Do not truncate the output"),
+                Flag("quiet", "q", BOOL, help="Only display network IDs"),
+            ], max_args=0, aliases=("network ls", "network list")),
+    Command("network inspect", "network inspect [OPTIONS] NETWORK [NETWORK...]",
+            "Display detailed information on one or more networks",
+            _C + "networks:cmd_network_inspect",
+            [
+                Flag("format", "f", STRING,
+                     help="Format output using a template ({{.Field.Sub}}, {{json .Field}})"),
+                Flag("verbose", "v", BOOL, help="Verbose output for diagnostics"),
+            ], min_args=1, aliases=("network inspect",)),
+    Command("network rm", "network rm NETWORK [NETWORK...]", "Remove one or more networks",
+            _C + "networks:cmd_network_rm",
+            [Flag("force", "f", BOOL, help="Do not error if the network does not exist")],
+            min_args=1, aliases=("network rm", "network remove")),
+    Command("network prune", "network prune [OPTIONS]", "Remove all unused networks",
+            _C + "networks:cmd_network_prune",
+            [
+                Flag("filter", "", LIST, help='Provide filter values (e.g. "until=<timestamp>")',
+                     metavar="filter"),
+                Flag("force", "f", BOOL, help="Do not prompt for confirmation"),
+            ], max_args=0, aliases=("network prune",)),
+    Command("network connect", "network connect [OPTIONS] NETWORK CONTAINER",
+            "Connect a container to a network", _C + "networks:cmd_network_connect",
+            [
+                Flag("alias", "", LIST, help="Add network-scoped alias for the container",
+                     metavar="strings"),
+                Flag("driver-opt", "", LIST, help="driver options for the network",
+                     metavar="strings"),
+                Flag("ip", "", STRING, help="IPv4 address (e.g., \"172.30.100.104\")"),
+                Flag("link", "", LIST, help="Add link to another container", metavar="list"),
+            ], min_args=2, max_args=2, aliases=("network connect",)),
+    Command("network disconnect", "network disconnect [OPTIONS] NETWORK CONTAINER",
+            "Disconnect a container from a network", _C + "networks:cmd_network_disconnect",
+            [Flag("force", "f", BOOL, help="Force the container to disconnect from a network")],
+            min_args=2, max_args=2, aliases=("network disconnect",)),
+    Command("port", "port CONTAINER [PRIVATE_PORT[/PROTO]]",
+            "List port mappings or a specific mapping for the container",
+            _C + "networks:cmd_port", [], min_args=1, max_args=2,
+            aliases=("container port", "port")),
+]
+
 BY_NAME = {c.name: c for c in COMMANDS}
 
 # Management commands: `skiff container ls` is `skiff ps`.
@@ -550,6 +633,14 @@ GROUP_HELP["volume"] = "Manage volumes"
 GROUPS["builder"] = {"build": "build", "prune": "builder prune"}
 GROUP_HELP["builder"] = "Manage builds"
 GROUPS["image"]["build"] = "build"
+
+# networks
+GROUPS["network"] = {"create": "network create", "ls": "network ls", "list": "network ls",
+                     "inspect": "network inspect", "rm": "network rm",
+                     "remove": "network rm", "prune": "network prune",
+                     "connect": "network connect", "disconnect": "network disconnect"}
+GROUP_HELP["network"] = "Manage networks"
+GROUPS["container"]["port"] = "port"
 
 COMMON = ["run", "ps", "pull", "images", "version", "info"]
 

@@ -19,6 +19,7 @@ class EngineConfig:
     cgroup_parent: str = "skiff"
     log_driver: str = "json-file"          # containers' default, as daemon.json's log-driver
     log_opts: dict = field(default_factory=dict)
+    network: object = None   # skiff.engine.networks.NetworkConfig; None: its defaults
     # OCI runtimes beyond the built-in ones (daemon.json's "runtimes"), and the default
     runtimes: dict = field(default_factory=dict)
     default_runtime: str = "skiff"
@@ -63,6 +64,11 @@ class Engine:
         from skiff.engine.update import UpdateService
 
         self.update = UpdateService(self.containers)
+        from skiff.engine.networks import NetworkService   # (networking)
+
+        self.networks = NetworkService(self.db, config.exec_root, self.events, config.network)
+        self.networks.containers = self.containers
+        self.containers.networks = self.networks
         from skiff.engine.runtimes import RuntimeTable   # (--runtime)
 
         self.runtimes = RuntimeTable(config.runtimes, config.default_runtime,

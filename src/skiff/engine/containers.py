@@ -175,6 +175,7 @@ class ContainerService:
         self._restarts: dict[str, asyncio.Task] = {}   # pending restarts by container id
         self._delays: dict[str, float] = {}            # last restart delay by container id
         self._events_task: asyncio.Task | None = None
+        self.networks = None   # skiff.engine.networks.NetworkService, set by the Engine
         self.runtimes = None   # skiff.engine.runtimes.RuntimeTable, set by the Engine
 
     # ------------------------------------------------------------------ helpers
@@ -236,7 +237,11 @@ class ContainerService:
                 extra_mounts=bundle.etc_mounts(cdir) + oci_mounts(mount_points),
                 cgroups_path=f"{self.cgroup_parent}/{cid}",
                 host_config=host_config, lookup=self.get, warnings=warnings)
-            bundle.write_bundle(cdir, spec, bundle.etc_files(hostname, self._host_resolv()))
+            files = bundle.etc_files(hostname, self._host_resolv())
+            if self.networks is not None:   # endpoints, the netns path, resolv.conf, hosts
+                self.networks.prepare(cid, name, body, host_config, spec, self.get)
+                files = self.networks.etc_files(files, host_config, body)
+            bundle.write_bundle(cdir, spec, files)
             created = rfc3339_nano()
             config = {
                 "Hostname": hostname, "Domainname": body.get("Domainname", ""),
@@ -255,12 +260,16 @@ class ContainerService:
                                                  body.get("Healthcheck")),
                 "StopSignal": body.get("StopSignal") or image_config.get("StopSignal"),
                 "StopTimeout": body.get("StopTimeout"),
+                "ExposedPorts": {**(image_config.get("ExposedPorts") or {}),
+                                 **(body.get("ExposedPorts") or {})} or None,
             }
             document = {"Config": config, "HostConfig": host_config, "Path": args[0],
                         "Args": args[1:], "ImageRef": image_ref, "RestartCount": 0,
                         "Warnings": warnings, "MountPoints": mount_points}
             record = self.records.insert(cid, name, image.id, created, document, new_state())
         except BaseException:
+            if self.networks is not None:
+                self.networks.forget(cid)
             self._discard(cid)
             if self.volume_use is not None:
                 self.volume_use.discard(new_volumes)
@@ -338,6 +347,8 @@ class ContainerService:
         except FileNotFoundError:
             pass
         try:
+            if self.networks is not None:   # its namespace, veths, addresses, ports, DNS
+                await self.networks.setup(record)
             logging = record.config["HostConfig"].get("LogConfig") or {"Type": "json-file"}
             opts = logging.get("Config") or {}
             from skiff.monitor.logfile import parse_size
@@ -358,6 +369,8 @@ class ContainerService:
             status = "created" if state["Status"] == "created" else "exited"
             self.records.update_state(cid, dict(state, Status=status, Restarting=False,
                                                 Error=exc.message, ExitCode=exc.exit_code))
+            if self.networks is not None:
+                await self.networks.release(cid)
             if record.config["HostConfig"].get("AutoRemove"):
                 await self.remove(cid, force=True)
             raise
@@ -476,6 +489,8 @@ class ContainerService:
             if event.get("oom_killed"):
                 self._emit(record, "oom")
             self._emit(record, "die", exitCode=code)
+            if self.networks is not None:   # veths, addresses, ports go with the process
+                await self.networks.release(cid)
         for hook in self.exited_hooks:
             hook(cid)
         waiters = self._waiters_of(cid)
@@ -641,6 +656,8 @@ class ContainerService:
         if not self._exists(cid):
             return
         self.records.delete(cid)
+        if self.networks is not None:
+            self.networks.forget(cid)
         self._discard(cid)
         self._emit(record, "destroy")
         if self.volume_use is not None:

@@ -1,0 +1,112 @@
+"""Bridges, veth pairs, addresses and routes through netlink (pyroute2).
+
+Every function blocks (netlink round trips of well under a millisecond each) and must run
+outside the asyncio loop's thread: pyroute2's synchronous API runs an event loop of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from skiff.network import netns
+
+
+def _ipr():
+    from pyroute2 import IPRoute  # imported when networking is first used, not by the CLI
+
+    return IPRoute()
+
+
+def host_ifname(container_id: str, network_id: str) -> str:
+    """The host end of a container's veth on one network: stable, so it can be found and
+    removed after a crash (15 characters at most, the kernel's limit)."""
+    digest = hashlib.sha256(f"{container_id}/{network_id}".encode()).hexdigest()
+    return "sk" + digest[:12]
+
+
+def exists(name: str) -> bool:
+    with _ipr() as ipr:
+        return bool(ipr.link_lookup(ifname=name))
+
+
+def set_sysctl(path: str, value: str) -> None:
+    try:
+        with open(os.path.join("/proc/sys", path), "w") as f:
+            f.write(value)
+    except OSError:
+        pass  # a host without it (no IPv6, an older kernel) does without
+
+
+def ensure_bridge(name: str, gateway: str, prefixlen: int, *, mtu: int | None = None) -> None:
+    """The bridge `name` up with `gateway/prefixlen` on it (created if missing)."""
+    with _ipr() as ipr:
+        found = ipr.link_lookup(ifname=name)
+        if not found:
+            extra = {"mtu": mtu} if mtu else {}
+            ipr.link("add", ifname=name, kind="bridge", **extra)
+            found = ipr.link_lookup(ifname=name)
+        index = found[0]
+        have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
+                for a in ipr.get_addr(index=index, family=2)}
+        if (gateway, prefixlen) not in have:
+            ipr.addr("add", index=index, address=gateway, prefixlen=prefixlen)
+        ipr.link("set", index=index, state="up")
+    # Published ports answer on 127.0.0.1 through DNAT to a container: the kernel must route
+    # loopback-sourced packets out of the bridge (skiff's nft table masquerades them).
+    set_sysctl(f"net/ipv4/conf/{name}/route_localnet", "1")
+    set_sysctl(f"net/ipv6/conf/{name}/disable_ipv6", "1")
+
+
+def delete_link(name: str) -> None:
+    with _ipr() as ipr:
+        for index in ipr.link_lookup(ifname=name):
+            try:
+                ipr.link("del", index=index)
+            except Exception as exc:  # gone meanwhile (e.g. with its namespace)
+                if "No such device" not in str(exc):
+                    raise
+
+
+def attach(netns_path: str, bridge: str, host_name: str, ifname: str, ip: str,
+           prefixlen: int, mac: str, gateway: str | None, mtu: int | None = None) -> None:
+    """A veth pair: `host_name` on `bridge`, `ifname` in the namespace with `ip` and `mac`,
+    and a default route via `gateway` when one is given."""
+    extra = {"mtu": mtu} if mtu else {}
+    with _ipr() as ipr:
+        bridge_index = ipr.link_lookup(ifname=bridge)
+        if not bridge_index:
+            raise OSError(f"bridge {bridge} is missing")
+        ipr.link("add", ifname=host_name, kind="veth", **extra,
+                 peer={"ifname": ifname, "address": mac, "net_ns_fd": netns_path, **extra})
+        try:
+            index = ipr.link_lookup(ifname=host_name)[0]
+            ipr.link("set", index=index, master=bridge_index[0], state="up")
+            netns.run_in(netns_path, lambda: _configure_inside(ifname, ip, prefixlen,
+                                                                gateway))
+        except BaseException:
+            delete_link(host_name)
+            raise
+
+
+def _configure_inside(ifname: str, ip: str, prefixlen: int, gateway: str | None) -> None:
+    with _ipr() as ipr:
+        lo = ipr.link_lookup(ifname="lo")[0]
+        ipr.link("set", index=lo, state="up")
+        index = ipr.link_lookup(ifname=ifname)[0]
+        ipr.addr("add", index=index, address=ip, prefixlen=prefixlen)
+        ipr.link("set", index=index, state="up")
+        if gateway:
+            ipr.route("replace", dst="0.0.0.0/0", gateway=gateway)
+
+
+def lo_up(netns_path: str) -> None:
+    def up():
+        with _ipr() as ipr:
+            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+    netns.run_in(netns_path, up)
+
+
+def detach(netns_path: str | None, host_name: str, ifname: str | None = None) -> None:
+    """Remove a container's veth pair (deleting either end deletes both)."""
+    delete_link(host_name)
