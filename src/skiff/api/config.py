@@ -18,6 +18,9 @@ DEFAULT_PATH = "/etc/skiff/daemon.json"
 TLS_KEYS = ("tls", "tlsverify", "tlscacert", "tlscert", "tlskey")
 KNOWN |= set(TLS_KEYS)
 KNOWN |= {"default-runtime", "runtimes"}   # OCI runtimes (engine/runtimes.py)
+# registries (api/registry_config.py): insecure-registries, registry-mirrors, max-concurrent-*
+KNOWN |= {"insecure-registries", "registry-mirrors", "max-concurrent-downloads",
+          "max-concurrent-uploads"}
 
 
 class ConfigError(Exception):
@@ -68,6 +71,11 @@ def merge(args, settings: dict, defaults: dict) -> None:
         if key in settings and getattr(args, key, None) in (None, False):
             setattr(args, key, settings[key])
     args.log_opts = {str(k): str(v) for k, v in (settings.get("log-opts") or {}).items()}
+    from skiff.api import registry_config
+    try:
+        registry_config.merge(args, settings)
+    except registry_config.RegistryConfigError as exc:
+        raise ConfigError(str(exc)) from None
     merge_runtimes(args, settings, defaults)
 
 

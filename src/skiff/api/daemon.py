@@ -113,6 +113,8 @@ async def serve(args) -> None:
                                  root=args.root, exec_root=args.exec_root,
                                  cgroup_parent=args.cgroup_parent, log_driver=args.log_driver,
                                  log_opts=args.log_opts, network=network_config(args)))
+    from skiff.api import registry_config
+    engine.registry_options = registry_config.options(args, os.environ)
     engine.images.cleanup()  # what a killed load or prune left behind
     engine.volume_use.restore([r for r in engine.containers.records.list()
                                if r.state.get("Running")])  # host mounts, half removals
@@ -230,6 +232,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-D", "--debug", action="store_true", help="debug logging")
     add_network_flags(parser)
     add_runtime_flags(parser)
+    from skiff.api import registry_config
+    registry_config.add_flags(parser)
     args = parser.parse_args(argv)
     from skiff.api import config as daemon_config
 

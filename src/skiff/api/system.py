@@ -45,6 +45,8 @@ def routes(engine):
         })
 
     async def info(request):
+        from skiff.api import registry_config
+
         uname = os.uname()
         records = engine.containers.records.list()
         running = sum(1 for r in records if r.state.get("Running"))
@@ -66,8 +68,7 @@ def routes(engine):
             "KernelVersion": uname.release, "OperatingSystem": _os_name(), "OSType": "linux",
             "OSVersion": "", "Architecture": platform.machine(), "NCPU": os.cpu_count(),
             "MemTotal": _mem_total(), "IndexServerAddress": "https://index.docker.io/v1/",
-            "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"],
-                               "IndexConfigs": {}, "Mirrors": []},
+            "RegistryConfig": registry_config.info(engine),
             "DockerRootDir": engine.config.root, "HttpProxy": "", "HttpsProxy": "",
             "NoProxy": "", "Name": uname.nodename, "Labels": [], "ExperimentalBuild": False,
             "ServerVersion": __version__, **engine.runtimes.info(),   # Runtimes, DefaultRuntime

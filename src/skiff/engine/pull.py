@@ -30,6 +30,7 @@ from skiff.registry import auth, hosts
 from skiff.registry.client import RegistryClient, RegistryUnavailable
 
 DEFAULT_CONCURRENCY = 3      # docker's max-concurrent-downloads
+DEFAULT_UPLOAD_CONCURRENCY = 5   # docker's max-concurrent-uploads
 PROGRESS_STEP = 512 * 1024   # emit a Downloading message at most every this many bytes
 
 Progress = Callable[[dict], None]
@@ -41,6 +42,7 @@ class RegistryOptions:
     insecure: list[str] = field(default_factory=list)
     certs_dir: str | None = "/etc/skiff/certs.d"
     concurrency: int = DEFAULT_CONCURRENCY
+    upload_concurrency: int = DEFAULT_UPLOAD_CONCURRENCY
     config_path: str | None = None        # docker-style config.json with stored credentials
     retries: int = 5
     upload_chunk_size: int | None = None   # None: monolithic uploads (one PUT per blob)
@@ -52,8 +54,10 @@ class RegistryOptions:
     @classmethod
     def from_environment(cls, environ: dict) -> "RegistryOptions":
         """For entry points: SKIFF_REGISTRY_ALLOW (comma-separated domains; "" = loopback
-        only), SKIFF_INSECURE_REGISTRIES, SKIFF_MAX_CONCURRENT_DOWNLOADS, SKIFF_UPLOAD_CHUNK_SIZE (bytes;
-        chunked uploads), SKIFF_REGISTRY_MIRRORS (comma-separated URLs)."""
+        only), SKIFF_INSECURE_REGISTRIES, SKIFF_MAX_CONCURRENT_DOWNLOADS,
+        SKIFF_MAX_CONCURRENT_UPLOADS, SKIFF_UPLOAD_CHUNK_SIZE (bytes; chunked uploads),
+        SKIFF_REGISTRY_MIRRORS (comma-separated URLs). daemon.json and skiffd's flags
+        override them (api/registry_config.py)."""
         options = cls()
         if "SKIFF_REGISTRY_ALLOW" in environ:
             options.allowed = tuple(x.strip() for x in environ["SKIFF_REGISTRY_ALLOW"]
@@ -68,6 +72,8 @@ class RegistryOptions:
             options.upload_chunk_size = int(environ["SKIFF_UPLOAD_CHUNK_SIZE"]) or None
         if (environ.get("SKIFF_MAX_CONCURRENT_DOWNLOADS") or "").isdigit():
             options.concurrency = max(1, int(environ["SKIFF_MAX_CONCURRENT_DOWNLOADS"]))
+        if (environ.get("SKIFF_MAX_CONCURRENT_UPLOADS") or "").isdigit():
+            options.upload_concurrency = max(1, int(environ["SKIFF_MAX_CONCURRENT_UPLOADS"]))
         return options
 
 

@@ -107,7 +107,7 @@ def _push_one(images, client, ref: reference.Reference, options: RegistryOptions
         else:
             emit(message("Pushed", sid))
 
-    with ThreadPoolExecutor(max_workers=max(1, options.concurrency),
+    with ThreadPoolExecutor(max_workers=max(1, options.upload_concurrency),
                             thread_name_prefix="skiff-push") as pool:
         for future in [pool.submit(one, l) for l in layers]:
             future.result()
