@@ -65,3 +65,20 @@ def test_attach_streams_output_until_exit(daemon):
         assert result.returncode == 4
     finally:
         daemon.cli("rm", "-f", "cli-att")
+
+
+def test_logs_details_show_the_attributes_log_options_ask_for(daemon):
+    name = "cli-details"
+    ok(daemon.cli("run", "--name", name, "--label", "app=web", "-e", "STAGE=prod",
+                  "--log-opt", "labels=app", "--log-opt", "env=STAGE", "busybox",
+                  "echo", "hello"))
+    try:
+        assert ok(daemon.cli("logs", "--details", name)) == "STAGE=prod,app=web hello\n"
+        assert ok(daemon.cli("logs", name)) == "hello\n"
+        info = daemon.client().api.inspect_container(name)
+        assert info["HostConfig"]["LogConfig"] == {
+            "Type": "json-file", "Config": {"labels": "app", "env": "STAGE"}}
+        bad = daemon.cli("run", "--log-opt", "nosuch=1", "busybox", "true")
+        assert bad.returncode == 125 and b"unknown log opt 'nosuch'" in bad.stderr
+    finally:
+        daemon.cli("rm", "-f", name)

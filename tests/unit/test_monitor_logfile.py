@@ -45,3 +45,32 @@ def test_read_back_with_tail_and_timestamps(tmp_path):
     assert asyncio.run(collect(stderr=False, tail=0)) == []
     stamped = asyncio.run(collect(timestamps=True, stdout=False))
     assert stamped[0][1].endswith(b"Z e\n")
+
+
+def test_attributes_from_log_options_and_details_prefix():
+    from skiff.engine import logs
+
+    opts = {"labels": "app,missing", "env": "STAGE", "env-regex": "^TEAM"}
+    attrs = logs.record_attributes(opts, {"app": "web", "other": "x"},
+                                   ["STAGE=prod", "TEAM_A=1", "PATH=/bin"])
+    assert attrs == {"app": "web", "STAGE": "prod", "TEAM_A": "1"}
+    assert logs.record_attributes({}, {"app": "web"}, []) is None
+    assert logs.details_prefix({"b": "x y", "a": "1&2"}) == "a=1%262,b=x+y "
+    assert logs.details_prefix(None) == ""
+
+
+def test_records_carry_attrs_and_details_show_them(tmp_path):
+    import json as _json
+
+    from skiff.engine import logs
+    from skiff.monitor.logfile import JsonFileLog
+
+    path = str(tmp_path / "c-json.log")
+    log = JsonFileLog(path, attrs={"app": "web"})
+    log.write(1, b"hello\n")
+    log.close()
+    line = open(path, "rb").read()
+    record = _json.loads(line)
+    assert list(record) == ["log", "stream", "attrs", "time"] and record["attrs"] == {"app": "web"}
+    assert logs.decode_lines([line.rstrip()], details=True)[0][1] == "app=web hello\n"
+    assert logs.decode_lines([line.rstrip()])[0][1] == "hello\n"

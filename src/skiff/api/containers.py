@@ -226,7 +226,7 @@ def routes(engine):
         tail = request.arg("tail", "all")
         options = {
             "stdout": stdout, "stderr": stderr, "follow": follow,
-            "timestamps": request.flag("timestamps"),
+            "timestamps": request.flag("timestamps"), "details": request.flag("details"),
             "tail": None if tail in ("all", "", None) else int(tail),
             "since": float(request.arg("since")) if request.arg("since") not in (None, "", "0")
             else None,

@@ -307,6 +307,17 @@ def parse_sysctls(values: list[str]) -> dict[str, str]:
     return out
 
 
+def parse_log_opts(values: list[str]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise ValueError(f"invalid argument \"{value}\" for \"--log-opt\" flag: "
+                             "log options must be in the format of key=value")
+        out[key] = val
+    return out
+
+
 def _read_text(path: str) -> str:
     with open(path) as f:
         return f.read()
@@ -390,6 +401,9 @@ def resource_host_config(opts, read=_read_text) -> dict:
     for flag, key in (("ipc", "IpcMode"), ("pid", "PidMode"), ("uts", "UTSMode")):
         if getattr(opts, flag):
             host[key] = getattr(opts, flag)
+    if opts.log_driver or opts.log_opt:
+        host["LogConfig"] = {"Type": opts.log_driver or "",
+                             "Config": parse_log_opts(opts.log_opt or [])}
     return host
 
 

@@ -34,6 +34,10 @@ CREATE_FLAGS = [
          help="Run an init inside the container that forwards signals and reaps processes"),
     Flag("interactive", "i", BOOL, help="Keep STDIN open even if not attached"),
     Flag("label", "l", LIST, help="Set meta data on a container", metavar="list"),
+    Flag("log-driver", "", STRING, help="Logging driver for the container (json-file, none)",
+         metavar="string"),
+    Flag("log-opt", "", LIST, help="Log driver options (max-size, max-file, labels, "
+         "labels-regex, env, env-regex)", metavar="list"),
     Flag("memory", "m", STRING, help="Memory limit", metavar="bytes"),
     Flag("name", "", STRING, help="Assign a name to the container"),
     Flag("no-healthcheck", "", BOOL, help="Disable any container-specified HEALTHCHECK"),

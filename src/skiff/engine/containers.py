@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from skiff.engine import bundle, names
 from skiff.engine.health import merge_healthcheck
-from skiff.engine.logs import read_log
+from skiff.engine.logs import read_log, record_attributes
 from skiff.engine.mounts import oci_mounts
 from skiff.errors import (Conflict, InvalidArgument, NotFound, NotModified, RuntimeFailure,
                           Unsupported)
@@ -362,7 +362,8 @@ class ContainerService:
                 log_path=self.log_path(cid) if logging["Type"] == "json-file" else None,
                 exit_path=exit_path,
                 log_max_size=parse_size(opts["max-size"]) if "max-size" in opts else None,
-                log_max_files=int(opts.get("max-file", 1)))
+                log_max_files=int(opts.get("max-file", 1)),
+                log_attrs=record_attributes(opts, config.get("Labels"), config.get("Env")))
         except RuntimeFailure as exc:
             if self.volume_use is not None:
                 self.volume_use.stopped(cid)

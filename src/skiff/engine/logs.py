@@ -22,15 +22,55 @@ def parse_timestamp(text: str) -> float:
     return parse_rfc3339(text)
 
 
-def decode_line(line: bytes) -> tuple[int, str, str] | None:
+def record_attributes(log_opts: dict, labels: dict | None, env: list | None) -> dict | None:
+    """What docker's json-file adds to every record as "attrs": the container labels named
+    by the `labels` log option (or matching `labels-regex`), the environment variables named
+    by `env` (or matching `env-regex`). None when nothing is asked or found."""
+    import re as regex
+
+    attrs: dict[str, str] = {}
+    labels = labels or {}
+    variables = dict(item.split("=", 1) for item in env or [] if "=" in item)
+    for option, source in (("labels", labels), ("env", variables)):
+        for key in filter(None, (log_opts.get(option) or "").split(",")):
+            if key in source:
+                attrs[key] = source[key]
+        pattern = log_opts.get(option + "-regex")
+        if pattern:
+            try:
+                matcher = regex.compile(pattern)
+            except regex.error:
+                continue
+            attrs.update({k: v for k, v in source.items() if matcher.search(k)})
+    return attrs or None
+
+
+def details_prefix(attrs: dict | None) -> str:
+    """`logs --details`: the record's attributes as docker prints them before each line,
+    key=value pairs, query-escaped, joined by commas, then a space."""
+    if not attrs:
+        return ""
+    from urllib.parse import quote_plus
+
+    return ",".join(f"{quote_plus(k)}={quote_plus(str(v))}"
+                    for k, v in sorted(attrs.items())) + " "
+
+
+def _entry(record: dict, details: bool) -> tuple[int, str, str]:
+    text = record["log"]
+    if details:
+        text = details_prefix(record.get("attrs")) + text
+    return STREAMS[record["stream"]], text, record["time"]
+
+
+def decode_line(line: bytes, details: bool = False) -> tuple[int, str, str] | None:
     try:
-        record = json.loads(line)
-        return STREAMS[record["stream"]], record["log"], record["time"]
+        return _entry(json.loads(line), details)
     except (ValueError, KeyError, TypeError):
         return None  # a torn last line while the monitor writes it
 
 
-def decode_lines(lines: list[bytes]) -> list[tuple[int, str, str]]:
+def decode_lines(lines: list[bytes], details: bool = False) -> list[tuple[int, str, str]]:
     """Many records at once: one json.loads over the whole batch (the per-call overhead of
     json.loads, not the parsing, is what costs with short lines); line by line only if the
     batch holds a torn or foreign line."""
@@ -38,9 +78,11 @@ def decode_lines(lines: list[bytes]) -> list[tuple[int, str, str]]:
         return []
     try:
         batch = json.loads(b"[" + b",".join(lines) + b"]")
+        if details:
+            return [_entry(r, True) for r in batch]
         return [(STREAMS[r["stream"]], r["log"], r["time"]) for r in batch]
     except (ValueError, KeyError, TypeError):
-        return [r for r in map(decode_line, lines) if r]
+        return [r for r in (decode_line(line, details) for line in lines) if r]
 
 
 def select(records, *, stdout: bool, stderr: bool, since: float | None, until: float | None):
@@ -98,7 +140,7 @@ def rotated_files(path: str) -> list[str]:
 
 async def read_log(path: str, *, stdout=True, stderr=True, tail: int | None = None,
                    since: float | None = None, until: float | None = None,
-                   timestamps: bool = False, follow: bool = False,
+                   timestamps: bool = False, follow: bool = False, details: bool = False,
                    still_running: Callable[[], bool] = lambda: False
                    ) -> AsyncIterator[list[tuple[int, bytes]]]:
     """Yields batches of (stream, bytes) from the log and its rotated files (batches, so that
@@ -120,7 +162,7 @@ async def read_log(path: str, *, stdout=True, stderr=True, tail: int | None = No
     pending = b""
     if lines and not lines[-1].endswith(b"\n"):
         pending = lines.pop()
-    records = decode_lines([line.rstrip(b"\n") for line in lines if line.strip()])
+    records = decode_lines([line.rstrip(b"\n") for line in lines if line.strip()], details)
     chosen = list(select(records, stdout=stdout, stderr=stderr, since=since, until=until))
     if tail is not None and tail >= 0:
         chosen = chosen[-tail:] if tail else []
@@ -138,7 +180,7 @@ async def read_log(path: str, *, stdout=True, stderr=True, tail: int | None = No
                 data = pending + chunk
                 parts = data.split(b"\n")
                 pending = parts.pop()
-                records = decode_lines([line for line in parts if line.strip()])
+                records = decode_lines([line for line in parts if line.strip()], details)
                 batch = render_batch(select(records, stdout=stdout, stderr=stderr,
                                             since=since, until=until), timestamps)
                 if batch:

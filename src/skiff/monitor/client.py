@@ -82,10 +82,11 @@ class MonitorClient:
 
     async def start(self, cid: str, bundle: str, *, tty: bool, stdin: bool, stdin_once: bool,
                     log_path: str | None, exit_path: str, log_max_size: int | None = None,
-                    log_max_files: int = 1) -> int:
+                    log_max_files: int = 1, log_attrs: dict | None = None) -> int:
         reply = await self.call("start", id=cid, bundle=bundle, tty=tty, stdin=stdin,
                                 stdin_once=stdin_once, log_path=log_path, exit_path=exit_path,
-                                log_max_size=log_max_size, log_max_files=log_max_files)
+                                log_max_size=log_max_size, log_max_files=log_max_files,
+                                log_attrs=log_attrs)
         if "error" in reply:
             raise RuntimeFailure(reply["error"], reply.get("exit_code", 125))
         return reply["pid"]

@@ -1,6 +1,8 @@
 """Docker's json-file log format: one JSON object per line of container output.
 
-Each record is `{"log": "text\\n", "stream": "stdout", "time": "2026-11-23T05:09:09.123456789Z"}`.
+Each record is `{"log": "text\\n", "stream": "stdout", "time": "2026-11-23T05:09:09.123456789Z"}`,
+with `"attrs": {...}` before "time" when the container's log options ask for labels or
+environment variables in every record (docker's `--log-opt labels=...,env=...`).
 Output is cut at newlines; a line longer than `MAX_PARTIAL` is written in pieces without the
 newline, as docker does, so one endless line cannot grow our memory.
 """
@@ -16,9 +18,12 @@ MAX_PARTIAL = 16 * 1024
 STREAM_NAMES = {1: "stdout", 2: "stderr"}
 
 
-def encode_record(stream: int, data: bytes, ns: int | None = None) -> bytes:
-    record = {"log": data.decode("utf-8", "replace"), "stream": STREAM_NAMES[stream],
-              "time": rfc3339_nano(ns)}
+def encode_record(stream: int, data: bytes, ns: int | None = None,
+                  attrs: dict | None = None) -> bytes:
+    record = {"log": data.decode("utf-8", "replace"), "stream": STREAM_NAMES[stream]}
+    if attrs:
+        record["attrs"] = attrs
+    record["time"] = rfc3339_nano(ns)
     return json.dumps(record, ensure_ascii=False).encode() + b"\n"
 
 
@@ -29,8 +34,10 @@ class JsonFileLog:
     `log.1` becomes `log.2`, ... and the oldest beyond `max_files` goes (docker's `max-size`
     and `max-file`; with one file, the log starts again empty)."""
 
-    def __init__(self, path: str, max_size: int | None = None, max_files: int = 1):
+    def __init__(self, path: str, max_size: int | None = None, max_files: int = 1,
+                 attrs: dict | None = None):
         self.path = path
+        self.attrs = attrs or None
         self.max_size = max_size
         self.max_files = max(1, max_files)
         self._fd = self._open()
@@ -44,9 +51,10 @@ class JsonFileLog:
         buffered = self._partial[stream] + data
         lines = buffered.split(b"\n")
         rest = lines.pop()
-        out = [encode_record(stream, line + b"\n") for line in lines]
+        attrs = self.attrs
+        out = [encode_record(stream, line + b"\n", attrs=attrs) for line in lines]
         while len(rest) > MAX_PARTIAL:
-            out.append(encode_record(stream, rest[:MAX_PARTIAL]))
+            out.append(encode_record(stream, rest[:MAX_PARTIAL], attrs=attrs))
             rest = rest[MAX_PARTIAL:]
         self._partial[stream] = rest
         if out:
@@ -92,7 +100,8 @@ class JsonFileLog:
     def close(self) -> None:
         if self._fd < 0:
             return
-        tail = [encode_record(s, data) for s, data in self._partial.items() if data]
+        tail = [encode_record(s, data, attrs=self.attrs) for s, data in self._partial.items()
+                if data]
         if tail:
             self._append(tail)
         os.close(self._fd)

@@ -103,7 +103,7 @@ class Monitor:
         box.bundle = req["bundle"]
         if req.get("log_path"):
             box.log = JsonFileLog(req["log_path"], req.get("log_max_size"),
-                                  req.get("log_max_files") or 1)
+                                  req.get("log_max_files") or 1, req.get("log_attrs"))
         child_fds: list[int] = []
         console = None
         try:
