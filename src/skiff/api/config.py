@@ -1,7 +1,7 @@
 """skiffd's configuration: a daemon.json in docker's format, then command-line flags.
 
 Keys understood: data-root, exec-root, hosts, cgroup-parent, log-driver, log-opts, debug,
-default-runtime, runtimes,
+default-runtime, runtimes, userns-remap,
 live-restore (skiff always keeps containers running across daemon restarts). Unknown keys
 are refused, as dockerd refuses them, so that a typo does not pass silently.
 """
@@ -17,7 +17,7 @@ DEFAULT_PATH = "/etc/skiff/daemon.json"
 # TCP listeners (api/tls.py): --tls, --tlsverify, --tlscacert, --tlscert, --tlskey.
 TLS_KEYS = ("tls", "tlsverify", "tlscacert", "tlscert", "tlskey")
 KNOWN |= set(TLS_KEYS)
-KNOWN |= {"default-runtime", "runtimes"}   # OCI runtimes (engine/runtimes.py)
+KNOWN |= {"default-runtime", "runtimes", "userns-remap"}   # runtimes, user namespaces
 # registries (api/registry_config.py): insecure-registries, registry-mirrors, max-concurrent-*
 KNOWN |= {"insecure-registries", "registry-mirrors", "max-concurrent-downloads",
           "max-concurrent-uploads"}
@@ -101,3 +101,5 @@ def merge_runtimes(args, settings: dict, defaults: dict) -> None:
     if "default-runtime" in settings and \
             getattr(args, "default_runtime", None) == defaults.get("default_runtime"):
         args.default_runtime = settings["default-runtime"]
+    if settings.get("userns-remap") and not getattr(args, "userns_remap", ""):
+        args.userns_remap = str(settings["userns-remap"])

@@ -110,6 +110,7 @@ async def serve(args) -> None:
         if already_serving(path):
             raise SystemExit(f"skiffd: another daemon already serves {path}")
     engine = Engine(EngineConfig(runtimes=args.runtimes, default_runtime=args.default_runtime,
+                                 userns_remap=args.userns_remap,
                                  root=args.root, exec_root=args.exec_root,
                                  cgroup_parent=args.cgroup_parent, log_driver=args.log_driver,
                                  log_opts=args.log_opts, network=network_config(args)))
@@ -163,6 +164,9 @@ def add_runtime_flags(parser) -> None:
     parser.add_argument("--default-runtime", default="skiff",
                         help="runtime of containers that name none: skiff (skiff-runtime), "
                         "runc, crun (when installed) or one added (default skiff)")
+    parser.add_argument("--userns-remap", default="", metavar="USER[:GROUP]",
+                        help="map containers' root to the subordinate ids of USER (\"default\": "
+                        "the user dockremap, created if missing) in a user namespace")
 
 
 def check_runtimes(args) -> None:
@@ -171,6 +175,14 @@ def check_runtimes(args) -> None:
     try:
         RuntimeTable(args.runtimes, args.default_runtime, args.exec_root)
     except ConfigError as exc:
+        raise SystemExit(f"skiffd: {exc}")
+    from skiff.engine.userns import RemapError, UsernsRemap
+
+    try:
+        remap = UsernsRemap.from_setting(args.userns_remap)
+        if remap is not None:
+            remap.check_path(os.path.join(args.root, "containers"))
+    except RemapError as exc:
         raise SystemExit(f"skiffd: {exc}")
 
 

@@ -353,6 +353,8 @@ def resource_host_config(opts, read=_read_text) -> dict:
     host: dict = {}
     if getattr(opts, "runtime", None):   # --runtime
         host["Runtime"] = opts.runtime
+    if getattr(opts, "userns", None):   # --userns
+        host["UsernsMode"] = opts.userns
     if opts.memory_swap:
         host["MemorySwap"] = parse_swap(opts.memory_swap)
     if opts.memory_reservation:

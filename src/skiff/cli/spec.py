@@ -51,6 +51,7 @@ CREATE_FLAGS = [
     Flag("quiet", "q", BOOL, help="Suppress the pull output"),
     Flag("read-only", "", BOOL, help="Mount the container's root filesystem as read only"),
     Flag("runtime", "", STRING, help="Runtime to use for this container"),
+    Flag("userns", "", STRING, help="User namespace to use"),
     Flag("restart", "", STRING, "no", help="Restart policy to apply when a container exits"),
     Flag("rm", "", BOOL,
          help="Automatically remove the container and its associated anonymous volumes when "

@@ -23,6 +23,7 @@ class EngineConfig:
     # OCI runtimes beyond the built-in ones (daemon.json's "runtimes"), and the default
     runtimes: dict = field(default_factory=dict)
     default_runtime: str = "skiff"
+    userns_remap: str = ""   # daemon.json's userns-remap: "default", USER[:GROUP], UID[:GID]
 
 
 class Engine:
@@ -74,6 +75,12 @@ class Engine:
         self.runtimes = RuntimeTable(config.runtimes, config.default_runtime,
                                      config.exec_root)
         self.containers.runtimes = self.runtimes
+        from skiff.engine.userns import UsernsRemap   # (userns-remap)
+
+        self.userns = UsernsRemap.from_setting(config.userns_remap)
+        self.containers.userns = self.userns
+        if self.userns is not None:
+            self.userns.grant_traversal(self.containers.dir)
 
     def _wire_volumes(self) -> None:
         """Volumes (<root>/volumes) and the containers' hooks that use them."""

@@ -14,7 +14,7 @@ import signal
 import time
 from dataclasses import dataclass
 
-from skiff.engine import bundle, names
+from skiff.engine import bundle, names, userns
 from skiff.engine.health import merge_healthcheck
 from skiff.engine.logs import read_log, record_attributes
 from skiff.engine.mounts import oci_mounts
@@ -177,6 +177,7 @@ class ContainerService:
         self._events_task: asyncio.Task | None = None
         self.networks = None   # skiff.engine.networks.NetworkService, set by the Engine
         self.runtimes = None   # skiff.engine.runtimes.RuntimeTable, set by the Engine
+        self.userns = None     # skiff.engine.userns.UsernsRemap (userns-remap), by the Engine
 
     # ------------------------------------------------------------------ helpers
     def container_dir(self, cid: str) -> str:
@@ -213,6 +214,7 @@ class ContainerService:
             raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
         if self.runtimes is not None:   # --runtime (engine/runtimes.py)
             host_config["Runtime"] = self.runtimes.choose(host_config)
+        userns.check_mode(host_config)   # --userns
         tty = bool(body.get("Tty"))
         hostname = body.get("Hostname") or cid[:12]
         if tty and not any(e.startswith("TERM=") for e in env):
@@ -237,6 +239,8 @@ class ContainerService:
                 extra_mounts=bundle.etc_mounts(cdir) + oci_mounts(mount_points),
                 cgroups_path=f"{self.cgroup_parent}/{cid}",
                 host_config=host_config, lookup=self.get, warnings=warnings)
+            if self.userns is not None:   # userns-remap: a user namespace, the daemon's maps
+                self.userns.apply(spec, host_config, host_config.get("Runtime") or "skiff")
             files = bundle.etc_files(hostname, self._host_resolv())
             if self.networks is not None:   # endpoints, the netns path, resolv.conf, hosts
                 self.networks.prepare(cid, name, body, host_config, spec, self.get)

@@ -72,7 +72,7 @@ def _start(monitor, req: dict) -> ExecProcess | dict:
     child_fds: list[int] = []
     console = None
     try:
-        if box.runtime is not None:
+        if box.runtime is not None and not _user_namespaced(box.bundle):
             from skiff.monitor.server import oci_runtime
             stdio = None
             if not proc.tty:
@@ -114,6 +114,18 @@ def _start(monitor, req: dict) -> ExecProcess | dict:
             console.close()
     proc.pid = pid
     return proc
+
+
+def _user_namespaced(bundle: str) -> bool:
+    """A container in a user namespace: runc's exec enters that namespace first and then
+    cannot enter a network namespace the engine made outside it, so skiff-runtime's exec
+    (which enters it last) starts processes in such containers, whichever runtime made them."""
+    try:
+        with open(os.path.join(bundle, "config.json")) as f:
+            namespaces = (json.load(f).get("linux") or {}).get("namespaces") or ()
+    except (OSError, ValueError):
+        return False
+    return any(n.get("type") == "user" for n in namespaces)
 
 
 def _close_all(proc: ExecProcess) -> None:

@@ -107,9 +107,9 @@ class OciRuntime:
             return int(f.read().strip())
 
     # ------------------------------------------------------------------ verbs
-    def prepare(self, bundle: str) -> str:
+    def prepare(self, bundle: str, cid: str) -> str:
         """The runtime's bundle for container dir `bundle` (rootfs mounted); its path."""
-        from skiff.runtime.portable import mount_rootfs, portable_config
+        from skiff.runtime.portable import mapped_root, mount_rootfs, portable_config
 
         with open(os.path.join(bundle, "config.json")) as f:
             config = json.load(f)
@@ -119,12 +119,20 @@ class OciRuntime:
         os.makedirs(oci_dir, exist_ok=True)
         with open(os.path.join(oci_dir, "config.json"), "w") as f:
             json.dump(portable, f)
-        mount_rootfs(config, rootfs)
+        root = mapped_root(config)
+        if root is not None:
+            _give_to_root(bundle, portable, root)
+        mount_rootfs(config, rootfs, self._lowers_dir(cid))
         return oci_dir
+
+    def _lowers_dir(self, cid: str) -> str:
+        """Where a user-namespaced container's idmapped layers are mounted: outside its
+        directory, so that removing that directory can never reach into a layer."""
+        return os.path.join(self.root, "layers", cid)
 
     def create(self, bundle: str, cid: str, *, stdio=None, tty: bool = False):
         """Create and start the container; (init pid, pty master fd or None)."""
-        oci_dir = self.prepare(bundle)
+        oci_dir = self.prepare(bundle, cid)
         pid_file = os.path.join(oci_dir, "init.pid")
         try:
             with _ConsoleSocket(tty) as console:
@@ -184,11 +192,35 @@ class OciRuntime:
             if "does not exist" not in exc.message and "not found" not in exc.message:
                 raise
         finally:
-            unmount_rootfs(os.path.join(bundle, "rootfs"))
+            unmount_rootfs(os.path.join(bundle, "rootfs"), self._lowers_dir(cid))
+            if not _any_mount_under(self._lowers_dir(cid)):
+                shutil.rmtree(self._lowers_dir(cid), ignore_errors=True)
             try:
                 os.unlink(self._log_path(cid))
             except FileNotFoundError:
                 pass
+
+
+def _any_mount_under(path: str) -> bool:
+    prefix = path.rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4].startswith(prefix) for line in f)
+
+
+def _give_to_root(bundle: str, config: dict, root: tuple[int, int]) -> None:
+    """A user-namespaced container's root reaches its bundle (group search on the container
+    dir) and owns the files bound from it (/etc/hosts, hostname, resolv.conf), as docker
+    chowns them to the remapped root."""
+    uid, gid = root
+    os.chown(bundle, 0, gid)
+    os.chmod(bundle, 0o710)
+    prefix = bundle.rstrip("/") + "/"
+    for m in config.get("mounts") or ():
+        source = m.get("source") or ""
+        if m.get("type") == "bind" and source.startswith(prefix) and os.path.isfile(source):
+            st = os.stat(source)
+            if st.st_uid == 0:
+                os.chown(source, uid, gid)
 
 
 class _ConsoleSocket:

@@ -32,9 +32,12 @@ PROCESS_STEPS = (S.SetRlimit, S.OomScoreAdj, S.DropBounding, S.SetUser, S.SetCap
                  S.SetAmbient, S.Umask, S.Chdir, S.ResolveCommand, S.NoNewPrivs,
                  S.LoadSeccomp, S.Exec)
 # Joined in this order; mount last, since joining it changes what /proc/<pid>/ns/* names.
-NAMESPACE_ORDER = ("ipc", "uts", "network", "cgroup", "mount")
+# The user namespace after the network one, which may belong to the host's (made by the
+# engine) and is entered only from outside the container's; before the mount namespace,
+# whose /proc would no longer show the init's namespace files.
+NAMESPACE_ORDER = ("ipc", "uts", "network", "user", "cgroup", "mount")
 _NS_FILES = {"ipc": "ipc", "uts": "uts", "network": "net", "cgroup": "cgroup", "mount": "mnt",
-             "pid": "pid"}
+             "pid": "pid", "user": "user"}
 PREFIX = "OCI runtime exec failed: exec failed: unable to start container process: "
 
 
@@ -105,6 +108,10 @@ def build(config: dict, process: dict, *, bundle: str, container_id: str, host,
     proc = merged_process(config, process)
     exec_config = dict(config)
     exec_config["process"] = proc
+    linux = dict(exec_config.get("linux") or {})
+    # a container in a user namespace (made by runc or crun): we join it, not create one
+    linux["namespaces"] = [n for n in linux.get("namespaces") or () if n.get("type") != "user"]
+    exec_config["linux"] = linux
     # The container's seccomp filter, even when the process has more capabilities
     # (--privileged): the default filter follows the container's bounding set.
     container_caps = (config.get("process") or {}).get("capabilities")

@@ -55,6 +55,10 @@ def default_seccomp(capabilities) -> dict:
     return {"defaultAction": "SCMP_ACT_ALLOW", "architectures": arches, "syscalls": syscalls}
 
 
+_SYSFS_BIND = {"destination": "/sys", "type": "bind", "source": "/sys",
+               "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+
+
 def portable_config(config: dict, rootfs_dir: str) -> dict:
     out = copy.deepcopy(config)
     annotations = dict(out.get("annotations") or {})
@@ -67,6 +71,13 @@ def portable_config(config: dict, rootfs_dir: str) -> dict:
         caps = (out.get("process") or {}).get("capabilities")
         bounding = _profile_caps(caps)
         linux["seccomp"] = default_seccomp(bounding)
+    if mapped_root(out) is not None and any(n.get("type") == "network" and n.get("path")
+                                            for n in linux.get("namespaces") or ()):
+        # sysfs may only be mounted from the user namespace that owns the network
+        # namespace, and this one was made outside (by the engine): bind the host's
+        # /sys read-only instead, as docker does where it cannot mount sysfs
+        out["mounts"] = [_SYSFS_BIND if m.get("type") == "sysfs" else m
+                         for m in out.get("mounts") or ()]
     for key in (ROOTFS_MOUNTS_ANNOTATION, SECCOMP_ANNOTATION, INIT_ANNOTATION):
         annotations.pop(key, None)
     out["annotations"] = annotations
@@ -90,9 +101,57 @@ def rootfs_mounts(config: dict) -> list[dict]:
         raise RuntimeFailure(f"annotation {ROOTFS_MOUNTS_ANNOTATION}: invalid JSON") from None
 
 
-def mount_rootfs(config: dict, rootfs_dir: str) -> bool:
+def mapped_root(config: dict) -> tuple[int, int] | None:
+    """The host (uid, gid) of the container's root when it has a user namespace with maps."""
+    linux = config.get("linux") or {}
+    if not any(n.get("type") == "user" and not n.get("path")
+               for n in linux.get("namespaces") or ()):
+        return None
+
+    def host_of_zero(maps):
+        for m in maps or ():
+            if m["containerID"] <= 0 < m["containerID"] + m["size"]:
+                return m["hostID"] - m["containerID"]
+        return None
+
+    uid, gid = host_of_zero(linux.get("uidMappings")), host_of_zero(linux.get("gidMappings"))
+    return None if uid is None or gid is None else (uid, gid)
+
+
+def idmapped_options(options: list[str], config: dict, lowers_dir: str) -> list[str]:
+    """An overlay's options with each lower dir replaced by an idmapped mount of it under
+    `lowers_dir` (the container's maps), and its upper and work dirs given to its root."""
+    from skiff.linux import idmap
+
+    linux = config["linux"]
+    uid, gid = mapped_root(config)
+    out = []
+    ns = idmap.userns_fd(linux["uidMappings"], linux["gidMappings"])
+    try:
+        for opt in options:
+            key, _, value = opt.partition("=")
+            if key == "lowerdir":
+                mapped = []
+                for i, lower in enumerate(value.split(":")):
+                    target = os.path.join(lowers_dir, str(i))
+                    os.makedirs(target, exist_ok=True)
+                    idmap.idmapped_bind(lower, target, ns)
+                    mapped.append(target)
+                opt = "lowerdir=" + ":".join(mapped)
+            elif key in ("upperdir", "workdir"):
+                st = os.stat(value)
+                if (st.st_uid, st.st_gid) == (0, 0):   # new: its root's from now on
+                    os.chown(value, uid, gid)
+            out.append(opt)
+    finally:
+        os.close(ns)
+    return out
+
+
+def mount_rootfs(config: dict, rootfs_dir: str, lowers_dir: str | None = None) -> bool:
     """Mount the image's layers (the overlay skiff-runtime would mount inside the container)
-    at `rootfs_dir`; False when config.json names none (rootfs_dir is the rootfs itself)."""
+    at `rootfs_dir`; False when config.json names none (rootfs_dir is the rootfs itself).
+    With a user namespace, the layers are seen through idmapped mounts under `lowers_dir`."""
     from skiff.linux import mount as _mount
 
     mounts = [m for m in rootfs_mounts(config)
@@ -100,9 +159,19 @@ def mount_rootfs(config: dict, rootfs_dir: str) -> bool:
     if not mounts:
         return False
     os.makedirs(rootfs_dir, exist_ok=True)
-    unmount_rootfs(rootfs_dir)   # a mount a crashed monitor left behind
+    unmount_rootfs(rootfs_dir, lowers_dir)   # what a crashed monitor left behind
     m = mounts[0]
-    options = _mount.parse_options(m.get("options"))
+    raw = list(m.get("options") or [])
+    if mapped_root(config) is not None and m.get("type") == "overlay":
+        if lowers_dir is None:
+            raise RuntimeFailure("a user namespace needs a directory for idmapped layers")
+        try:
+            raw = idmapped_options(raw, config, lowers_dir)
+        except OSError as e:
+            unmount_rootfs(rootfs_dir, lowers_dir)
+            raise RuntimeFailure(f"idmapped mounts of the image's layers: {e.strerror}") \
+                from None
+    options = _mount.parse_options(raw)
     try:
         if m.get("type") in ("bind", "rbind") or options.flags & _mount.MS_BIND:
             _mount.mount(m.get("source"), rootfs_dir, "", _mount.MS_BIND | _mount.MS_REC)
@@ -110,16 +179,29 @@ def mount_rootfs(config: dict, rootfs_dir: str) -> bool:
             _mount.mount(m.get("source") or m.get("type"), rootfs_dir, m.get("type"),
                          options.flags, options.data)
     except OSError as e:
+        unmount_rootfs(rootfs_dir, lowers_dir)
         raise RuntimeFailure(f"mounting the container's root filesystem: "
                              f"{os.strerror(e.errno)}") from None
     return True
 
 
-def unmount_rootfs(rootfs_dir: str) -> None:
+def _mount_points() -> set[str]:
+    """Every mount point (os.path.ismount misses a bind mount from the same filesystem)."""
+    with open("/proc/self/mountinfo") as f:
+        return {line.split()[4].replace("\\040", " ") for line in f}
+
+
+def unmount_rootfs(rootfs_dir: str, lowers_dir: str | None = None) -> None:
     from skiff.linux import mount as _mount
 
-    while os.path.ismount(rootfs_dir):
-        try:
-            _mount.umount2(rootfs_dir, _mount.MNT_DETACH)
-        except OSError:
-            return
+    targets = [rootfs_dir]
+    if lowers_dir and os.path.isdir(lowers_dir):
+        targets += [os.path.join(lowers_dir, n) for n in sorted(os.listdir(lowers_dir))]
+    for target in targets:
+        for _ in range(8):   # stacked mounts, one detach each
+            if target not in _mount_points():
+                break
+            try:
+                _mount.umount2(target, _mount.MNT_DETACH)
+            except OSError:
+                break

@@ -1,0 +1,204 @@
+"""User namespaces: a daemon with `userns-remap: default` (the user dockremap and its
+/etc/subuid, /etc/subgid ranges, made if missing as dockerd makes them) runs containers whose
+root is an unprivileged id on the host; `--userns=host` opts out.
+
+skiff-runtime does not do user namespaces yet: this daemon's default runtime is runc."""
+
+import json
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import tempfile
+
+import pytest
+
+from tests.integration.conftest import Daemon, cgroup_dirs_under, mounts_under
+
+pytestmark = [pytest.mark.root]
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+class RemapDaemon(Daemon):
+    extra = ["--userns-remap", "default", "--default-runtime", "runc"]
+
+    def start(self):
+        if hasattr(self, "extra_args"):
+            self.extra_args = list(self.extra)
+            return super().start()
+        import sys
+        import time
+        from tests.integration.conftest import ROOT
+
+        log = open(os.path.join(self.dir, "skiffd.log"), "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "skiff.api.daemon", "--root", self.root, "--exec-root",
+             self.exec_root, "-H", self.host, "--cgroup-parent", self.cgroup_parent,
+             *self.extra], stdout=log, stderr=log,
+            env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src")))
+        deadline = time.monotonic() + 20
+        while not self.answers():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("skiffd did not start:\n" + self.log())
+            time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def remapped(test_images):
+    if os.geteuid() != 0:
+        pytest.skip("skiffd needs root")
+    if not shutil.which("runc"):
+        pytest.skip("runc is not installed")
+    try:
+        pwd.getpwnam("dockremap")
+        made_user = False
+    except KeyError:
+        made_user = True
+    subuid, subgid = _read("/etc/subuid"), _read("/etc/subgid")
+    tmp = tempfile.mkdtemp(prefix="skiff-userns-", dir="/var/tmp")
+    os.chmod(tmp, 0o711)   # the remapped root walks through it to its bundle, as with docker
+    d = RemapDaemon(tmp)
+    try:
+        d.start()
+        d.load_busybox(test_images)
+        yield d
+    finally:
+        try:
+            for c in d.client().containers.list(all=True):
+                c.remove(force=True)
+        except Exception:
+            pass
+        d.stop()
+        pid = d.monitor_pid()
+        if pid:
+            try:
+                os.kill(pid, 15)
+            except OSError:
+                pass
+        for parent in cgroup_dirs_under(d.cgroup_parent):
+            for dirpath, _, _ in sorted(os.walk(parent), reverse=True):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass
+        for mount in reversed(mounts_under(tmp)):
+            subprocess.run(["umount", "-l", mount], stderr=subprocess.DEVNULL)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if made_user:   # leave the machine as we found it
+            subprocess.run(["userdel", "dockremap"], capture_output=True)
+            subprocess.run(["groupdel", "dockremap"], capture_output=True)
+            for path, text in (("/etc/subuid", subuid), ("/etc/subgid", subgid)):
+                if text is None:
+                    os.unlink(path)
+                else:
+                    with open(path, "w") as f:
+                        f.write(text)
+
+
+def _root_ids():
+    user = pwd.getpwnam("dockremap")
+
+    def first(path, name, number):
+        for line in open(path):
+            who, start, count = line.strip().split(":")
+            if who in (name, str(number)):
+                return int(start)
+        raise AssertionError(f"no range for dockremap in {path}")
+    return (first("/etc/subuid", "dockremap", user.pw_uid),
+            first("/etc/subgid", "dockremap", user.pw_gid))
+
+
+def test_dockremap_is_made_with_ranges(remapped):
+    uid, gid = _root_ids()
+    assert uid >= 100000 and gid >= 100000
+
+
+def test_container_root_is_not_root_on_the_host(remapped, tmp_path):
+    uid, gid = _root_ids()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    secret = tmp_path / "secret"
+    secret.write_text("host root only\n")
+    os.chmod(secret, 0o600)
+    client = remapped.client()
+    container = client.containers.run(
+        "busybox", ["sleep", "300"], detach=True,
+        volumes={str(shared): {"bind": "/shared", "mode": "rw"},
+                 str(secret): {"bind": "/secret", "mode": "ro"}})
+    try:
+        pid = client.api.inspect_container(container.id)["State"]["Pid"]
+        status = open(f"/proc/{pid}/status").read()
+        assert f"Uid:\t{uid}\t{uid}\t{uid}\t{uid}" in status
+        assert f"Gid:\t{gid}\t{gid}\t{gid}\t{gid}" in status
+        code, out = container.exec_run(["sh", "-c", "id -u; cat /proc/self/uid_map"])
+        assert code == 0
+        assert out.split()[:4] == [b"0", b"0", str(uid).encode(), b"65536"]
+        # a file container root creates in a bind mount belongs to the mapped uid
+        code, _ = container.exec_run(["touch", "/shared/made-inside"])
+        assert code == 0
+        st = os.stat(shared / "made-inside")
+        assert (st.st_uid, st.st_gid) == (uid, gid)
+        # root inside cannot read what only host root may
+        code, out = container.exec_run(["cat", "/secret"])
+        assert code != 0 and b"Permission denied" in out
+        # nor do root-only things of the host
+        code, out = container.exec_run(["sh", "-c", "echo 1 > /proc/sys/kernel/panic"])
+        assert code != 0
+    finally:
+        container.remove(force=True)
+
+
+def test_image_files_are_the_containers_and_layers_stay_intact(remapped):
+    client = remapped.client()
+    container = client.containers.run(
+        "busybox", ["sh", "-c", "ls -ln /bin/busybox; echo x > /etc/hosts && echo hosts-ok; "
+                                "rm /bin/ls && echo rm-ok; mkdir /made && ls -lnd /made"],
+        detach=True)
+    try:
+        assert container.wait(timeout=30)["StatusCode"] == 0
+        out = container.logs().decode()
+        assert " 0        0 " in out.splitlines()[0]   # image files: root's, inside
+        assert "hosts-ok" in out and "rm-ok" in out
+    finally:
+        container.remove(force=True)
+    # the layer below is untouched (idmapped mounts are read-only), nothing is left mounted
+    layers = os.path.join(remapped.root, "snapshots")
+    found = [os.path.join(d, "bin", "ls") for d in
+             (os.path.join(layers, n, "fs") for n in os.listdir(layers))
+             if os.path.exists(os.path.join(d, "bin", "busybox"))]
+    assert found and all(os.path.lexists(p) for p in found)
+    assert all(os.stat(p, follow_symlinks=False).st_uid == 0 for p in found)
+    assert not [m for m in mounts_under(remapped.dir) if "/containers/" in m or "/layers/" in m]
+
+
+def test_userns_host_opts_out_and_bad_settings_are_refused(remapped):
+    import docker
+
+    client = remapped.client()
+    out = client.containers.run("busybox", ["cat", "/proc/self/uid_map"], userns_mode="host",
+                                remove=True)
+    assert out.split() == [b"0", b"0", b"4294967295"]
+    cases = [({"Privileged": True}, "privileged mode is incompatible with user namespaces"),
+             ({"Runtime": "skiff"}, "not supported by the skiff runtime"),
+             ({"UsernsMode": "bogus"}, "invalid USER mode: bogus"),
+             ({"PidMode": "host"}, "Cannot share the host's PID namespace")]
+    for host_config, message in cases:
+        with pytest.raises(docker.errors.APIError) as info:
+            client.api.create_container("busybox", ["true"], host_config=host_config)
+        assert info.value.status_code == 400, host_config
+        assert message in str(info.value)
+
+
+def test_cli_userns_flag(remapped):
+    result = remapped.cli("run", "--rm", "--userns", "host", "busybox", "id", "-u")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"0\n"
