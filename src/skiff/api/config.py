@@ -2,7 +2,8 @@
 
 Keys understood: data-root, exec-root, hosts, cgroup-parent, log-driver, log-opts, debug,
 default-runtime, runtimes, userns-remap,
-live-restore (skiff always keeps containers running across daemon restarts). Unknown keys
+live-restore (default true: containers keep running while skiffd stops or restarts; false
+stops them, as dockerd does by default), shutdown-timeout. Unknown keys
 are refused, as dockerd refuses them, so that a typo does not pass silently.
 """
 
@@ -14,6 +15,7 @@ import os
 KNOWN = {"data-root", "exec-root", "hosts", "cgroup-parent", "log-driver", "log-opts", "debug",
          "live-restore", "pidfile"}
 DEFAULT_PATH = "/etc/skiff/daemon.json"
+KNOWN |= {"shutdown-timeout"}
 # TCP listeners (api/tls.py): --tls, --tlsverify, --tlscacert, --tlscert, --tlskey.
 TLS_KEYS = ("tls", "tlsverify", "tlscacert", "tlscert", "tlskey")
 KNOWN |= set(TLS_KEYS)
@@ -61,7 +63,8 @@ def merge(args, settings: dict, defaults: dict) -> None:
     """Fill each flag the user did not give from the file. `defaults` maps flag attribute
     names to their parser defaults, to tell an explicit flag from an absent one."""
     mapping = {"root": "data-root", "exec_root": "exec-root", "cgroup_parent": "cgroup-parent",
-               "log_driver": "log-driver", "debug": "debug", "pidfile": "pidfile"}
+               "log_driver": "log-driver", "debug": "debug", "pidfile": "pidfile",
+               "live_restore": "live-restore", "shutdown_timeout": "shutdown-timeout"}
     for attr, key in mapping.items():
         if key in settings and getattr(args, attr) == defaults.get(attr):
             setattr(args, attr, settings[key])

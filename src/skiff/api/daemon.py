@@ -75,7 +75,7 @@ def systemd_socket():
 
 def reload(args, engine) -> None:
     """SIGHUP: read daemon.json again and apply what can change while running: the default
-    log driver and options of new containers, and debug logging."""
+    log driver and options of new containers, debug logging and live-restore."""
     from skiff.api import config as daemon_config
 
     log = logging.getLogger("skiffd")
@@ -89,6 +89,7 @@ def reload(args, engine) -> None:
                                   (settings.get("log-opts") or {}).items()}
     logging.getLogger().setLevel(logging.DEBUG if settings.get("debug") or args.debug
                                  else logging.INFO)
+    args.live_restore = bool(settings.get("live-restore", args.live_restore))
     log.info("configuration reloaded")
 
 
@@ -146,6 +147,8 @@ async def serve(args) -> None:
                                      args.root)
     try:
         await stop
+        if not args.live_restore:
+            await engine.containers.stop_for_shutdown(args.shutdown_timeout)
     finally:
         watcher.cancel()
         await server.close()
@@ -242,6 +245,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="daemon configuration in docker's daemon.json format "
                         "(default /etc/skiff/daemon.json when it exists)")
     parser.add_argument("-D", "--debug", action="store_true", help="debug logging")
+    parser.add_argument("--live-restore", nargs="?", const=True, default=True,
+                        type=lambda v: v.lower() in ("1", "true", "yes", "on"),
+                        help="keep containers running while skiffd stops (default true; "
+                        "--live-restore=false stops them at shutdown, as dockerd's default "
+                        "does, and restart policies bring them back at the next start)")
+    parser.add_argument("--shutdown-timeout", type=int, default=15,
+                        help="seconds a container gets to stop at shutdown before it is "
+                        "killed, with --live-restore=false (default 15)")
     add_network_flags(parser)
     add_runtime_flags(parser)
     from skiff.api import registry_config

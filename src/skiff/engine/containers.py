@@ -170,6 +170,7 @@ class ContainerService:
             events = EventBus()
         self.events = events
         self._waiters: dict[str, Waiters] = {}
+        self.shutting_down = False      # the daemon stops its containers (live-restore off)
         self.started_hooks: list = []   # fn(record) after each start (health checks)
         self.exited_hooks: list = []    # fn(container id) after each exit or removal
         self._restarts: dict[str, asyncio.Task] = {}   # pending restarts by container id
@@ -484,9 +485,9 @@ class ContainerService:
         restart = False
         if record.state.get("Running"):
             policy = restart_policy(record.config["HostConfig"])
-            restart = should_restart(policy, code, record.config.get("HasBeenManuallyStopped",
-                                                                     False),
-                                     record.config.get("RestartCount", 0))
+            restart = not self.shutting_down and should_restart(
+                policy, code, record.config.get("HasBeenManuallyStopped", False),
+                record.config.get("RestartCount", 0))
             self.records.update_state(cid, dict(
                 record.state, Status="restarting" if restart else "exited", Running=False,
                 Restarting=restart, Paused=False, Pid=0, ExitCode=code,
@@ -611,6 +612,20 @@ class ContainerService:
                 return
             raise NotModified("container already stopped")
         record = self._set_document(record, HasBeenManuallyStopped=True)
+        await self._stop_process(record, timeout, sig)
+
+    async def stop_for_shutdown(self, timeout: int) -> None:
+        """The daemon stops and keeps no container running (`live-restore` off): each running
+        container is stopped as `stop` would (its stop signal; its StopTimeout, else
+        `timeout`), not counted as stopped by hand, and not restarted now: restart policies
+        bring them back when the daemon starts again, as with docker."""
+        self.shutting_down = True
+        running = [r for r in self.records.list() if r.state.get("Running")]
+        await asyncio.gather(*(self._stop_process(r, r.config["Config"].get("StopTimeout")
+                                                  or timeout, None) for r in running),
+                             return_exceptions=True)
+
+    async def _stop_process(self, record, timeout: int | None, sig: str | None) -> None:
         config = record.config["Config"]
         number = parse_signal(sig or config.get("StopSignal"), default=signal.SIGTERM)
         if timeout is None:
