@@ -398,8 +398,12 @@ class NetworkService:
         if primary["Driver"] == "null":
             host_config["NetworkMode"] = "none"
             return
-        wanted = [(primary, endpoints_config.pop(primary["Name"], None)
-                   or endpoints_config.pop(mode, None) or {})]
+        given = (body.get("HostConfig") or {}).get("NetworkMode") or ""
+        settings = {}
+        for key in (primary["Name"], primary["Id"], mode, given, "default"):
+            if key in endpoints_config:   # the docker CLI names the default one "default"
+                settings = endpoints_config.pop(key) or settings
+        wanted = [(primary, settings)]
         for ref, settings in endpoints_config.items():
             net = self.find(ref)
             if net["Id"] != primary["Id"]:
