@@ -304,6 +304,9 @@ def test_list_filters(sdk, name):
         assert names(dangling="true") == [b.name]
         assert names(dangling="false") == [a.name]
         assert names(driver="local") == [a.name, b.name]
+        assert [c.id for c in sdk.containers.list(all=True, filters={"volume": a.name})] == \
+            [holder.id]   # `ps --filter volume=`
+        assert sdk.containers.list(all=True, filters={"volume": b.name}) == []
         with pytest.raises(docker.errors.APIError) as info:
             sdk.volumes.list(filters={"colour": "red"})
         assert info.value.status_code == 400
@@ -371,6 +374,13 @@ def test_mount_tmpfs_and_subpath(sdk, name):
             "Type": "volume", "Source": name, "Target": "/s",
             "VolumeOptions": {"Subpath": "sub"}}])
         assert (status, out) == (0, "s\n")
+        # a symlink in the volume is followed inside the volume, never out to the host
+        assert run(sdk, "ln -s /etc /v/etclink", volumes=[f"{name}:/v"])[0] == 0
+        with pytest.raises(docker.errors.APIError) as info:
+            sdk.containers.create("busybox", "true", mounts=[{
+                "Type": "volume", "Source": name, "Target": "/s",
+                "VolumeOptions": {"Subpath": "etclink"}}])
+        assert info.value.status_code == 400 and "no such file or directory" in str(info.value)
     finally:
         cleanup_volume(sdk, name)
 
@@ -530,3 +540,31 @@ def test_daemon_restart_keeps_volume_state(daemon, sdk, name):
         except docker.errors.NotFound:
             pass
         cleanup_volume(sdk, name)
+
+
+def test_crash_during_volume_rm_is_finished_at_start(daemon, name):
+    """Killed between flagging the row and deleting the data: the next start completes the
+    removal (never a row without its data, never data without a row)."""
+    client = daemon.client()
+    client.volumes.create(name)
+    assert run(client, "echo x > /v/f", volumes=[f"{name}:/v"])[0] == 0
+    path = os.path.join(daemon.root, "volumes", name)
+    daemon.stop()
+    os.environ["SKIFF_FAILPOINTS"] = "volume-remove-marked"
+    try:
+        daemon.start()
+    finally:
+        del os.environ["SKIFF_FAILPOINTS"]
+    try:
+        with pytest.raises(Exception):   # skiffd dies in the middle of the request
+            daemon.client().volumes.get(name).remove()
+        assert daemon.proc.wait(timeout=20) == 86
+        assert os.path.exists(os.path.join(path, "_data", "f"))   # the crash left the data
+    finally:
+        if daemon.proc.poll() is not None:
+            daemon.start()
+    client = daemon.client()
+    with pytest.raises(docker.errors.NotFound):
+        client.volumes.get(name)
+    assert name not in [v.name for v in client.volumes.list()]
+    assert not os.path.exists(path)

@@ -109,6 +109,11 @@ def _matches(record, filters: dict[str, list[str]]) -> bool:
             return False
         if key == "id" and not any(record.id.startswith(v) for v in values):
             return False
+        if key == "volume":   # a volume's name or a mount's destination, as docker has it
+            points = record.config.get("MountPoints") or []
+            if not any(p.get("Name") == v or p["Destination"] == v or p.get("Source") == v
+                       for p in points for v in values):
+                return False
         if key == "label":
             labels = record.config["Config"].get("Labels") or {}
             for v in values:

@@ -16,7 +16,7 @@ import os
 
 from skiff.engine import mounts as _mounts
 from skiff.engine.volumes import ANONYMOUS_LABEL
-from skiff.errors import NotFound, RuntimeFailure, SkiffError
+from skiff.errors import InvalidArgument, NotFound, RuntimeFailure, SkiffError
 
 log = logging.getLogger("skiffd")
 
@@ -63,10 +63,15 @@ class VolumeUse:
                 point["Driver"] = record.driver
                 point["Source"] = self.volumes.source(record)
                 if point.get("Subpath"):
-                    sub = os.path.join(point["Source"], point["Subpath"])
-                    if not os.path.exists(sub):
-                        raise SkiffError(f"cannot access path {sub}: no such file or "
-                                         "directory")
+                    # resolved inside the volume: a symlink in it cannot lead out of it
+                    from skiff.engine.copyup import resolve_in_root
+
+                    found = resolve_in_root(point["Source"], point["Subpath"])
+                    if found is None:
+                        wanted = os.path.join(point["Source"], point["Subpath"])
+                        raise InvalidArgument(f"cannot access path {wanted}: no such file or "
+                                              "directory")
+                    point["Subpath"] = os.path.relpath(found, point["Source"])
             elif point["Type"] == "bind" and point.pop("CreateSource", False):
                 if not os.path.lexists(point["Source"]):
                     os.makedirs(point["Source"], mode=0o755, exist_ok=True)
@@ -95,8 +100,13 @@ class VolumeUse:
                 self.volumes.mount(point["Name"], cid)
                 done.append(point)
                 data = point["Source"]
-                if point.get("CopyData", True) and point.get("RW", True) and \
-                        not point.get("Subpath") and _empty(data):
+                if point.get("Subpath"):   # still inside the volume (it may have changed)
+                    real = os.path.realpath(os.path.join(data, point["Subpath"]))
+                    top = os.path.realpath(data)
+                    if real != top and not real.startswith(top + os.sep):
+                        raise SkiffError(f"volume subpath {point['Subpath']} leads out of "
+                                         f"volume {point['Name']}")
+                if point.get("CopyData", True) and not point.get("Subpath") and _empty(data):
                     if rootfs_mounts is None:
                         rootfs_mounts = _rootfs_mounts(bundle_dir)
                     copy_up(rootfs_mounts, point["Destination"], data)

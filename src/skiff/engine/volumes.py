@@ -28,6 +28,7 @@ import subprocess
 import threading
 
 from skiff.errors import Conflict, InvalidArgument, NotFound, SkiffError
+from skiff.store import failpoint
 from skiff.store.volumes import VolumeRecord, VolumeRecords, no_such_volume
 from skiff.timefmt import rfc3339_nano
 
@@ -228,6 +229,7 @@ class VolumeService:
 
     def _finish_removal(self, record: VolumeRecord) -> None:
         path = self.mountpoint(record.name)
+        failpoint.hit("volume-remove-marked")   # a crash here: `restore` finishes the job
         if is_mountpoint(path):
             self._umount(path)
         # a bind volume's device belongs to the user: only our directory goes
@@ -259,6 +261,7 @@ class VolumeService:
                 continue
             deleted.append(record.name)
             reclaimed += size
+        self.events.emit("volume", "prune", "", {"reclaimed": reclaimed})
         return {"VolumesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     # ------------------------------------------------------------------ disk usage
