@@ -294,9 +294,14 @@ def _transfer(images, client: RegistryClient, repo: str, ref: reference.Referenc
     chains = oci_image.chain_ids(config.diff_ids)
     ingested: set[str] = set()
     new_snapshots: list[str] = []
+    unpacked: set[str] = set()     # snapshots the downloads made
     lock = threading.Lock()
 
-    def download(layer: oci_image.Descriptor, chain: str) -> None:
+    def download(layer: oci_image.Descriptor, chain: str, diff_id: str) -> None:
+        """Download the layer and unpack it as it arrives: the same bytes go into the
+        content store and through the decompressor into the snapshot. The blob is checked
+        (size, digest) before the snapshot becomes visible; the snapshot is checked against
+        the config's diff id."""
         sid = _short(layer.digest)
         if snapshots.exists(chain) or store.has(layer.digest):
             return
@@ -307,10 +312,26 @@ def _transfer(images, client: RegistryClient, repo: str, ref: reference.Referenc
                 last[0] = done
                 emit(message("Downloading", sid, done, layer.size))
 
-        client.fetch_blob(repo, layer, store, on_bytes)
-        with lock:
-            ingested.add(layer.digest)
-        emit(message("Verifying Checksum", sid))
+        alg = layer.digest.partition(":")[0]
+        reader = client.open_blob(repo, layer, on_bytes)
+        try:
+            with store.writer(alg) as blob:
+                tee = _StoringReader(reader, blob, layer)
+
+                def verified() -> None:
+                    tee.drain()     # what the decompressor left (a trailer, padding)
+                    emit(message("Verifying Checksum", sid))
+                    blob.commit(layer.digest, layer.size, durable=False)
+                    with lock:
+                        ingested.add(layer.digest)
+
+                snapshots.unpack_fileobj(chain, None, tee, layer.media_type,
+                                         expected_diff_id=diff_id, name=layer.digest,
+                                         before_commit=verified)
+                with lock:
+                    unpacked.add(chain)
+        finally:
+            reader.close()
         emit(message("Download complete", sid))
 
     for layer, chain in zip(manifest.layers, chains):
@@ -321,34 +342,60 @@ def _transfer(images, client: RegistryClient, repo: str, ref: reference.Referenc
                               thread_name_prefix="skiff-pull")
     futures = []
     try:
-        futures += [pool.submit(download, layer, chain)
-                   for layer, chain in zip(manifest.layers, chains)]
+        futures += [pool.submit(download, layer, chain, diff_id)
+                    for layer, chain, diff_id in zip(manifest.layers, chains, config.diff_ids)]
         parent = None
         for layer, chain, diff_id, future in zip(manifest.layers, chains, config.diff_ids,
                                                  futures):
             future.result()
-            if not snapshots.exists(chain):
-                sid = _short(layer.digest)
-                emit(message("Extracting", sid, layer.size,
-                                                    layer.size))
+            sid = _short(layer.digest)
+            if chain in unpacked:          # unpacked while it downloaded
+                new_snapshots.append(chain)
+                emit(message("Extracting", sid, layer.size, layer.size))
+                emit(message("Pull complete", sid))
+            elif not snapshots.exists(chain):   # its blob was already stored
+                emit(message("Extracting", sid, layer.size, layer.size))
                 snapshots.unpack(chain, parent, store.path(layer.digest), layer.media_type,
-                                 expected_diff_id=diff_id)
+                                 expected_diff_id=diff_id, known_digest=layer.digest)
                 new_snapshots.append(chain)
                 emit(message("Pull complete", sid))
             parent = chain
+        store.sync(ingested)     # on disk before the image row names them
         record = _commit(images, ref, top_digest, manifest, config_bytes, chains,
                          new_snapshots)
     except BaseException:
         for f in futures:
             f.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
-        _discard(images, new_snapshots, ingested | {manifest.config.digest})
+        made = new_snapshots + [c for c in chains if c in unpacked and c not in new_snapshots]
+        _discard(images, made, ingested | {manifest.config.digest})
         raise
     pool.shutdown(wait=True)
     emit(message(f"Digest: {top_digest}"))
     emit(message(
         f"Status: Downloaded newer image for {ref.familiar()}"))
     return record
+
+
+class _StoringReader:
+    """Reads a blob download, writing every byte into a BlobWriter as it passes (the blob is
+    stored and unpacked in one pass). Refuses more bytes than the descriptor says."""
+
+    def __init__(self, reader, blob, desc: oci_image.Descriptor):
+        self.reader, self.blob, self.desc = reader, blob, desc
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.reader.read(n if n is not None and n > 0 else 1 << 20)
+        if data:
+            if self.blob.size + len(data) > self.desc.size:
+                raise InvalidArgument(f"size mismatch for {self.desc.digest}: more than the "
+                                      f"expected {self.desc.size} bytes")
+            self.blob.write(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
 
 
 def _commit(images, ref: reference.Reference, top_digest: str,

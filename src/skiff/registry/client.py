@@ -382,6 +382,13 @@ class RegistryClient:
             reader.close()
         return digest
 
+    def open_blob(self, repository: str, desc: oci_image.Descriptor,
+                  progress: Progress | None = None) -> "_BlobReader":
+        """The blob's bytes as a file that resumes broken transfers as `fetch_blob` does;
+        NOT verified: the reader checks the digest and size of what it read (a pull streams
+        a layer into the store and into its unpacker at once). Close it when done."""
+        return _BlobReader(self, repository, desc, progress)
+
     def blob_exists(self, repository: str, digest: str, scope: str | None = None) -> bool:
         resp = self._retrying("HEAD", f"/v2/{repository}/blobs/{digest}",
                             scope=scope or auth.repository_scope(repository))
@@ -438,6 +445,76 @@ class RegistryClient:
         if resp.status != 201:
             raise self._error(resp, f"upload of {digest}", answer)
         return "pushed"
+
+    def upload_stream(self, repository: str, chunks, *, known_digest: str | None = None,
+                      mount_from: str | None = None,
+                      chunk_size: int | None = None) -> tuple[str, int, str]:
+        """Upload a blob whose digest is learnt while it streams (a layer compressed on the
+        fly, as docker pushes): POST, then the bytes in one PATCH sent with chunked transfer
+        encoding (or, with `chunk_size`, in PATCHes of that size), then PUT `?digest=`. With
+        `known_digest` (the same content pushed before) and `mount_from`, a cross-repository
+        mount is tried first and `chunks` is not read. Returns (digest, size, "mounted" or
+        "pushed")."""
+        import hashlib
+
+        scope = auth.repository_scope(repository, ("pull", "push"))
+        path = f"/v2/{repository}/blobs/uploads/"
+        if known_digest and mount_from:
+            path += f"?mount={known_digest}&from={quote(mount_from, safe='/')}"
+            scope += " " + auth.repository_scope(mount_from)
+        resp = self.request("POST", path, scope=scope, headers={"Content-Length": "0"},
+                            body=b"")
+        answer = resp.read()
+        if resp.status == 201 and known_digest:
+            return known_digest, -1, "mounted"
+        if resp.status != 202:
+            raise self._error(resp, f"upload to {repository}", answer)
+        location = self._location(resp)
+        hasher = hashlib.sha256()
+        size = 0
+
+        def counted():
+            nonlocal size
+            for chunk in chunks:
+                if chunk:
+                    hasher.update(chunk)
+                    size += len(chunk)
+                    yield chunk
+
+        def patch(body, headers) -> str:
+            resp = self.request("PATCH", location, scope=scope, body=body, follow=False,
+                                headers={"Content-Type": "application/octet-stream",
+                                         **headers})
+            answer = resp.read()
+            if resp.status != 202:
+                raise self._error(resp, f"upload to {repository}", answer)
+            return self._location(resp)
+
+        if chunk_size:
+            offset, pending = 0, bytearray()
+            for chunk in counted():
+                pending += chunk
+                while len(pending) >= chunk_size:
+                    piece, pending = bytes(pending[:chunk_size]), pending[chunk_size:]
+                    location = patch(piece, {"Content-Length": str(len(piece)),
+                                             "Content-Range":
+                                                 f"{offset}-{offset + len(piece) - 1}"})
+                    offset += len(piece)
+            if pending:
+                location = patch(bytes(pending), {
+                    "Content-Length": str(len(pending)),
+                    "Content-Range": f"{offset}-{offset + len(pending) - 1}"})
+        else:
+            location = patch(counted(), {})   # http.client sends it chunked
+        digest = "sha256:" + hasher.hexdigest()
+        location += ("&" if "?" in location else "?") + f"digest={quote(digest)}"
+        resp = self.request("PUT", location, scope=scope, body=b"", follow=False,
+                            headers={"Content-Type": "application/octet-stream",
+                                     "Content-Length": "0"})
+        answer = resp.read()
+        if resp.status != 201:
+            raise self._error(resp, f"upload of {digest}", answer)
+        return digest, size, "pushed"
 
     def _location(self, resp) -> str:
         location = resp.getheader("Location") or ""

@@ -119,30 +119,48 @@ class Snapshotter:
         that exists is not unpacked again. `known_digest`: the blob's digest as the content
         store verified it (an uncompressed layer is then not hashed again).
         """
-        target = os.path.join(self.dir, _hex(chain))
         if parent_chain is not None and not self.exists(parent_chain):
             raise NotFound(f"parent snapshot {parent_chain} of {chain} does not exist")
+        if self.exists(chain):
+            return self.diff_id(chain)
+        with open(blob_path, "rb") as blob:
+            return self.unpack_fileobj(chain, parent_chain, blob, media_type,
+                                       expected_diff_id=expected_diff_id,
+                                       known_digest=known_digest,
+                                       name=os.path.basename(blob_path))
+
+    def unpack_fileobj(self, chain: str, parent_chain: str | None, fileobj,
+                       media_type: str | None = None, *, expected_diff_id: str | None = None,
+                       known_digest=None, name: str = "layer",
+                       before_commit=None) -> str:
+        """As `unpack`, from a stream (a layer while it downloads). The parent snapshot need
+        not exist yet: the layers of one image unpack side by side, and the caller makes the
+        image visible only once all are there. `before_commit()` runs after the layer is
+        unpacked and checked, before it becomes visible (the download's own verification);
+        what it raises leaves nothing behind."""
+        target = os.path.join(self.dir, _hex(chain))
         if os.path.isdir(target):
             return self.diff_id(chain)
         tmp = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.dir)
         try:
             fs = os.path.join(tmp, "fs")
             os.mkdir(fs, 0o755)
-            with open(blob_path, "rb") as blob:
-                result = apply_layer(blob, fs, media_type=media_type, chown=self.chown,
-                                     known_digest=known_digest)
+            result = apply_layer(fileobj, fs, media_type=media_type, chown=self.chown,
+                                 known_digest=known_digest)
             if expected_diff_id is not None and result.diff_id != expected_diff_id:
-                raise InvalidArgument(f"layer {os.path.basename(blob_path)} does not match the "
-                                      f"image config: its diff id is {result.diff_id}, the "
-                                      f"config says {expected_diff_id}")
+                raise InvalidArgument(f"layer {name} does not match the image config: its "
+                                      f"diff id is {result.diff_id}, the config says "
+                                      f"{expected_diff_id}")
             if chain_id(parent_chain, result.diff_id) != chain:
-                raise InvalidArgument(f"layer {os.path.basename(blob_path)} (diff id "
-                                      f"{result.diff_id}) does not produce chain id {chain}")
+                raise InvalidArgument(f"layer {name} (diff id {result.diff_id}) does not "
+                                      f"produce chain id {chain}")
+            if before_commit is not None:
+                before_commit()
             meta = {"diff_id": result.diff_id, "parent": parent_chain or "",
                     "info.json": json.dumps({"size": result.content_size,
                                              "tar_size": result.tar_size})}
-            for name, text in meta.items():
-                _write_synced(os.path.join(tmp, name), text)
+            for meta_name, text in meta.items():
+                _write_synced(os.path.join(tmp, meta_name), text)
             failpoint.hit("snapshot.unpack.before_rename")
             try:
                 os.rename(tmp, target)
@@ -192,6 +210,43 @@ class Snapshotter:
             tmp = None
             _fsync_dir(self.dir)
             return chain, result.diff_id, True
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def adopt(self, parent_chain: str | None, diff_id: str, source: str, *,
+              size: int = 0, tar_size: int = 0) -> tuple[str, bool]:
+        """Make the directory `source` the committed snapshot of the layer `diff_id` on
+        `parent_chain`, by renaming it (nothing is copied): for a layer whose files were
+        written in overlay form by the caller (a build step's directory, a container's upper
+        dir), and whose tar the caller wrote from that same directory (so `diff_id` is its
+        digest). `source` must be on this root's file system; it is gone afterwards (moved,
+        or removed when the snapshot already existed). Returns (chain id, whether new)."""
+        if parent_chain is not None and not self.exists(parent_chain):
+            raise NotFound(f"parent snapshot {parent_chain} does not exist")
+        chain = chain_id(parent_chain, diff_id)
+        target = os.path.join(self.dir, _hex(chain))
+        if os.path.isdir(target):
+            shutil.rmtree(source, ignore_errors=True)
+            return chain, False
+        tmp = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.dir)
+        try:
+            fs = os.path.join(tmp, "fs")
+            os.rename(source, fs)
+            os.chmod(fs, 0o755)
+            meta = {"diff_id": diff_id, "parent": parent_chain or "",
+                    "info.json": json.dumps({"size": size, "tar_size": tar_size})}
+            for meta_name, text in meta.items():
+                _write_synced(os.path.join(tmp, meta_name), text)
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if not os.path.isdir(target):
+                    raise
+                return chain, False
+            tmp = None
+            _fsync_dir(self.dir)
+            return chain, True
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -17,6 +17,7 @@ import hashlib
 import io
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -165,10 +166,37 @@ class ContentStore:
         for directory in directories:
             _fsync_dir(directory)
 
-    def writer(self) -> "BlobWriter":
+    # -- what a blob became when compressed (for pushes) -----------------------------------------
+
+    def _alias_path(self, digest: str, kind: str) -> str:
+        alg, hexpart = split_digest(digest)
+        return os.path.join(self.root, "content", "compressed", f"{alg}-{hexpart}.{kind}")
+
+    def compressed_of(self, digest: str, kind: str) -> tuple[str, int] | None:
+        """(digest, size) of the `kind` ("gzip") compression of blob `digest` as pushed
+        before; None when not known. Only a hint: the blob itself is not kept."""
+        try:
+            with open(self._alias_path(digest, kind)) as f:
+                text, _, size = f.read().strip().partition(" ")
+            split_digest(text)
+            return text, int(size)
+        except (OSError, ValueError, InvalidArgument):
+            return None
+
+    def remember_compressed(self, digest: str, kind: str, compressed: str, size: int) -> None:
+        path = self._alias_path(digest, kind)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{compressed} {size}\n")
+        os.replace(tmp, path)
+
+    def writer(self, alg: str = "sha256") -> "BlobWriter":
         """A blob written piece by piece (a layer tar made on the fly): `write` it, then
         `commit()` -> (digest, size); closing without a commit leaves nothing."""
-        return BlobWriter(self)
+        if alg not in _ALGORITHMS:
+            raise InvalidArgument(f"unsupported digest algorithm {alg}")
+        return BlobWriter(self, alg)
 
     def ingest_bytes(self, data: bytes, expected_digest: str | None = None) -> tuple[str, int]:
         alg = split_digest(expected_digest)[0] if expected_digest else "sha256"
@@ -250,17 +278,28 @@ class BlobWriter:
         """The digest of what is written so far."""
         return f"{self.alg}:{self.hasher.hexdigest()}"
 
-    def commit(self) -> tuple[str, int]:
+    def commit(self, expected_digest: str | None = None, expected_size: int | None = None,
+               *, durable: bool = True) -> tuple[str, int]:
+        """Make it a blob; a digest or size other than expected raises InvalidArgument and
+        keeps nothing. `durable=False`: as ContentStore.ingest's (a later `sync`)."""
         digest = self.digest()
+        if expected_size is not None and self.size != expected_size:
+            self.close()
+            raise InvalidArgument(f"size mismatch for {expected_digest or digest}: expected "
+                                  f"{expected_size} bytes, got {self.size}")
+        if expected_digest is not None and digest != expected_digest:
+            self.close()
+            raise InvalidArgument(f"digest mismatch: expected {expected_digest}, got {digest}")
         self.file.flush()
-        if self._synced != self.size:
+        if durable and self._synced != self.size:
             os.fsync(self.file.fileno())
         self.file.close()
         os.chmod(self.tmp, 0o444)
         failpoint.hit("content.writer.before_rename")
         os.rename(self.tmp, os.path.join(self.directory, digest.partition(":")[2]))
         self.tmp = None
-        _fsync_dir(self.directory)
+        if durable:
+            _fsync_dir(self.directory)
         return digest, self.size
 
     def close(self) -> None:
