@@ -39,7 +39,7 @@ from skiff.oci import reference
 from skiff.oci.digest import digest_of, is_digest, parse_digest
 from skiff.snapshot import Snapshotter, unpack
 from skiff.snapshot.tarstream import TarStream
-from skiff.store import ContentStore, MetadataDB
+from skiff.store import ContentStore, MetadataDB, failpoint
 
 METADATA_LIMIT = 16 * 1024 * 1024  # one manifest.json, index.json or config, read into memory
 METADATA_TOTAL_LIMIT = 64 * 1024 * 1024  # all of them in one archive
@@ -598,6 +598,7 @@ class ImageService:
                 if delete:
                     cur.execute("DELETE FROM images WHERE id = ?", (image.id,))
             if delete:
+                failpoint.hit("image.remove.row_deleted")
                 report.append({"Deleted": image.id})
                 report += self._collect(image)
             return report
@@ -610,6 +611,7 @@ class ImageService:
                                      (chain,)):
                 if self.snapshots.delete(chain):
                     report.append({"Deleted": chain})
+                    failpoint.hit("image.collect.snapshot_deleted")
         blobs = {image.id} | {l["digest"] for l in image.layers}
         if image.manifest_digest:
             blobs.add(image.manifest_digest)
