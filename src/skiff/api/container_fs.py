@@ -10,6 +10,7 @@ import json
 import queue
 import threading
 
+from skiff.api import validate
 from skiff.api.http import Request, Response, StreamingResponse, json_response
 from skiff.engine import commit as commits
 from skiff.engine import container_files
@@ -120,6 +121,8 @@ def routes(engine):
         config = await request.json(None)
         if config is not None and not isinstance(config, dict):
             raise InvalidArgument("invalid JSON: the body must be a container config object")
+        if config is not None:
+            validate.check(config, validate.CONTAINER_CONFIG, "Config")
         image_id = await asyncio.to_thread(
             commits.commit, engine, container, repo=request.arg("repo") or "",
             tag=request.arg("tag") or "", comment=request.arg("comment") or "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from skiff.api import validate
 from skiff.api.http import HIJACKED, HTTPError, Request, Response, json_response
 from skiff.errors import InvalidArgument, RuntimeFailure
 from skiff.wire.framing import encode_frame
@@ -21,6 +22,7 @@ def routes(engine):
         body = await request.json(default=None)
         if not isinstance(body, dict):
             raise InvalidArgument("No exec command specified")
+        validate.exec_create(body)
         exec_id = execs.create(request.match["id"], body)
         return json_response({"Id": exec_id}, 201)
 
@@ -28,6 +30,7 @@ def routes(engine):
         body = await request.json(default={}) or {}
         if not isinstance(body, dict):
             raise HTTPError(400, "invalid exec start body")
+        validate.exec_start(body)
         exec_id = request.match["id"]
         record = execs.check_startable(exec_id)  # 404 / 409 before any upgrade
         size = body.get("ConsoleSize") or None

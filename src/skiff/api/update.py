@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from skiff.api import validate
 from skiff.api.http import Request, json_response
 from skiff.errors import InvalidArgument
 
@@ -11,6 +12,7 @@ def routes(engine):
         body = await request.json(default=None)
         if body is None:
             raise InvalidArgument("invalid update request: empty body")
+        validate.container_update(body)
         warnings = await engine.update.update(request.match["id"], body)
         return json_response({"Warnings": warnings or []})
 

@@ -105,13 +105,54 @@ def container_create(body) -> dict:
     check(body, CONTAINER_CONFIG, "ContainerConfigWrapper")
     host = body.get("HostConfig")
     if host is not None:
-        check(host, HOST_CONFIG, "ContainerConfigWrapper.HostConfig")
-        policy = host.get("RestartPolicy")
-        if policy is not None:
-            check(policy, {"Name": "string", "MaximumRetryCount": "int"},
-                  "ContainerConfigWrapper.HostConfig.RestartPolicy")
+        _host_config(host, "ContainerConfigWrapper.HostConfig")
         logging = host.get("LogConfig")
         if logging is not None:
             check(logging, {"Type": "string", "Config": "{string}|null"},
                   "ContainerConfigWrapper.HostConfig.LogConfig")
     return body
+
+
+def _host_config(host: dict, where: str) -> None:
+    check(host, HOST_CONFIG, where)
+    policy = host.get("RestartPolicy")
+    if policy is not None:
+        check(policy, {"Name": "string", "MaximumRetryCount": "int"}, where + ".RestartPolicy")
+
+
+def container_update(body) -> dict:
+    """docker's UpdateConfig: the resource fields of a HostConfig and a RestartPolicy."""
+    if not isinstance(body, dict):
+        raise InvalidArgument("invalid update request: not a JSON object")
+    _host_config(body, "UpdateConfig")
+    return body
+
+
+EXEC_CONFIG = {
+    "AttachStdin": "bool", "AttachStdout": "bool", "AttachStderr": "bool",
+    "DetachKeys": "string", "Tty": "bool", "Env": "[string]|null", "Cmd": "[string]|null",
+    "Privileged": "bool", "User": "string", "WorkingDir": "string",
+    "ConsoleSize": "[int]|null",
+}
+EXEC_START = {"Detach": "bool", "Tty": "bool", "ConsoleSize": "[int]|null"}
+
+
+def exec_create(body: dict) -> dict:
+    check(body, EXEC_CONFIG, "ExecConfig")
+    return body
+
+
+def exec_start(body: dict) -> dict:
+    check(body, EXEC_START, "ExecStartCheck")
+    return body
+
+
+# /networks/create, /networks/{id}/connect and /disconnect bodies (docker's types)
+NETWORK_CREATE = {
+    "Name": "string", "CheckDuplicate": "bool", "Driver": "string", "Scope": "string",
+    "Internal": "bool", "Attachable": "bool", "Ingress": "bool", "ConfigOnly": "bool",
+    "ConfigFrom": "object|null", "IPAM": "object|null", "EnableIPv4": "bool|null",
+    "EnableIPv6": "bool|null", "Options": "{string}|null", "Labels": "{string}|null",
+}
+NETWORK_CONNECT = {"Container": "string", "EndpointConfig": "object|null"}
+NETWORK_DISCONNECT = {"Container": "string", "Force": "bool"}

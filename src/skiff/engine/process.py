@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from skiff.errors import Conflict, RuntimeFailure, SkiffError
+from skiff.errors import Conflict, InvalidArgument, RuntimeFailure, SkiffError
 
 
 class TopError(SkiffError):
@@ -58,9 +58,9 @@ class ProcessService:
         proc = await asyncio.create_subprocess_exec(
             "ps", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await proc.communicate()
-        if proc.returncode != 0:
-            raise TopError(f"Error running ps: exit status {proc.returncode}: "
-                           f"{err.decode(errors='replace').strip()}")
+        if proc.returncode != 0:  # options ps does not take: the request's fault
+            raise InvalidArgument(f"Error running ps: exit status {proc.returncode}: "
+                                  f"{err.decode(errors='replace').strip()}")
         return parse_ps(out.decode(errors="replace"), pids)
 
     async def pause(self, ref: str) -> None:
