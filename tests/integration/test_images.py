@@ -368,3 +368,34 @@ def test_multi_platform_layout_takes_this_hosts_image(service, busybox_layer):
         "size": len(nested), "annotations": {"io.containerd.image.name": "multi:1"}}]}).encode()
     assert service.load(io.BytesIO(tar_of(files))) == ["Loaded image: multi:1"]
     assert service.get("multi:1").id == sha(config)
+
+
+def test_save_survives_a_removal_while_it_streams(service, test_images):
+    """The archive's blobs are opened before the first byte is written: removing the image
+    while a slow client reads the archive deletes its blobs, and the archive is still whole."""
+    from skiff.engine import archive
+
+    service.load(open(os.path.join(test_images, "busybox.tar"), "rb"))
+    image_id = service.get("busybox").id
+    selected = archive.resolve_names(service, ["busybox"])
+
+    class RemovingWriter(io.BytesIO):
+        removed = False
+
+        def write(self, data):
+            if not self.removed:
+                self.removed = True
+                report = service.remove("busybox")
+                assert {"Deleted": image_id} in report
+            return super().write(data)
+
+    out = RemovingWriter()
+    archive.write_archive(service, selected, out)
+    assert out.removed and service.list() == []
+    assert list(service.store.walk()) == []          # the removal really freed the blobs
+    assert service.load(io.BytesIO(out.getvalue())) == ["Loaded image: busybox:latest"]
+    assert service.get("busybox").id == image_id
+    # an image removed before the archive starts is a clear error
+    service.remove("busybox")
+    with pytest.raises(NotFound):
+        archive.write_archive(service, selected, io.BytesIO())

@@ -19,6 +19,7 @@ decompresses them). An image that came with a manifest keeps it byte for byte; o
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 import time
 
@@ -49,8 +50,8 @@ def resolve_names(images, names: list[str]) -> list[tuple[object, list[str]]]:
     return list(out.values())
 
 
-def _manifest(images, record) -> tuple[bytes, str]:
-    """(manifest bytes, media type) of an image."""
+def _manifest(images, record, opened: dict) -> tuple[bytes, str]:
+    """(manifest bytes, media type) of an image; `opened`: digest -> (file, size)."""
     if record.manifest_digest and images.store.has(record.manifest_digest):
         data = images.store.read_bytes(record.manifest_digest)
         try:
@@ -59,8 +60,8 @@ def _manifest(images, record) -> tuple[bytes, str]:
             media_type = oci_image.OCI_MANIFEST
         if media_type in oci_image.MANIFEST_TYPES:
             return data, media_type
-    layers = [dict(l, size=images.store.size(l["digest"])) for l in record.layers]
-    return manifest_for(record.id, images.store.size(record.id), layers)
+    layers = [dict(l, size=opened[l["digest"]][1]) for l in record.layers]
+    return manifest_for(record.id, opened[record.id][1], layers)
 
 
 _OCI_FOR_DOCKER = {oci_image.DOCKER_LAYER: oci_image.OCI_LAYER,
@@ -110,14 +111,14 @@ class _Writer:
         self.out.write(data)
         self.out.write(bytes(-len(data) % BLOCK))
 
-    def file(self, name: str, path: str, size: int) -> None:
+    def file(self, name: str, f, size: int) -> None:
         self._info(name, size)
-        with open(path, "rb") as f:
+        with f:
             left = size
             while left > 0:
                 chunk = f.read(min(CHUNK, left))
                 if not chunk:
-                    raise OSError(f"{path} is shorter than {size} bytes")
+                    raise OSError(f"{name} is shorter than {size} bytes")
                 self.out.write(chunk)
                 left -= len(chunk)
         self.out.write(bytes(-size % BLOCK))
@@ -126,7 +127,41 @@ class _Writer:
         self.out.write(bytes(2 * BLOCK))
 
 
+def _open_blobs(images, selected) -> dict:
+    """Every blob the archive needs, opened at once under the image lock: an image removed
+    while a slow client reads the archive can delete its blobs, but open files stay readable
+    (the lease on them is the open descriptor). NotFound if an image went before this."""
+    from skiff.errors import NotFound
+
+    opened: dict = {}
+    try:
+        with images._lock:
+            for record, _ in selected:
+                if images.db.query_one("SELECT 1 FROM images WHERE id = ?",
+                                       (record.id,)) is None:
+                    raise NotFound(f"No such image: {record.id}")
+                for digest in [record.id] + [l["digest"] for l in record.layers]:
+                    if digest not in opened:
+                        f = images.store.open(digest)
+                        opened[digest] = (f, os.fstat(f.fileno()).st_size)
+    except BaseException:
+        for f, _ in opened.values():
+            f.close()
+        raise
+    return opened
+
+
 def write_archive(images, selected: list[tuple[object, list[str]]], out) -> None:
+    opened = _open_blobs(images, selected)
+    try:
+        _write(images, selected, out, opened)
+    finally:
+        for f, _ in opened.values():
+            if not f.closed:
+                f.close()
+
+
+def _write(images, selected, out, opened: dict) -> None:
     w = _Writer(out)
     w.data("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
     w.directory("blobs/")
@@ -138,14 +173,14 @@ def write_archive(images, selected: list[tuple[object, list[str]]], out) -> None
         name = "blobs/" + digest.replace(":", "/")
         if digest not in written:
             written.add(digest)
-            path = images.store.path(digest)
-            w.file(name, path, images.store.size(digest))
+            f, size = opened[digest]
+            w.file(name, f, size)
         return name
 
     for record, tags in selected:
         config_name = blob(record.id)
         layer_names = [blob(l["digest"]) for l in record.layers]
-        manifest, media_type = _manifest(images, record)
+        manifest, media_type = _manifest(images, record, opened)
         manifest_digest = digest_of(manifest)
         if manifest_digest not in written:
             written.add(manifest_digest)
