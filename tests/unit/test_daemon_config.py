@@ -109,3 +109,24 @@ def test_rotation_keeps_whole_records(tmp_path):
         assert len(text) <= 300 and text.endswith("\n")
         assert all(json.loads(line)["log"].startswith("line") for line in text.splitlines())
     assert not (tmp_path / "c-json.log.2").exists()
+
+
+def test_daemon_json_network_settings(tmp_path):
+    path = tmp_path / "daemon.json"
+    path.write_text(json.dumps({"bridge": "br-test", "bip": "10.99.0.1/24",
+                                "iptables": False,
+                                "default-address-pools": [{"base": "10.100.0.0/16",
+                                                           "size": 24}]}))
+    defaults = {"bridge": "skiff0", "bip": "10.88.0.1/16", "iptables": True}
+    args = argparse.Namespace(root="/r", exec_root="/e", cgroup_parent="skiff",
+                              log_driver="json-file", debug=False, pidfile=None, host=None,
+                              bridge="skiff0", bip="10.77.0.1/24", iptables=True,
+                              default_address_pool=None)
+    config.merge(args, config.load(str(path)), defaults)
+    assert args.bridge == "br-test" and args.iptables is False
+    assert args.bip == "10.77.0.1/24"                    # the flag was given: it wins
+    assert args.default_address_pool == ["base=10.100.0.0/16,size=24"]
+    path.write_text(json.dumps({"default-address-pools": [{"base": "10.1.0.0/16"}]}))
+    args.default_address_pool = None
+    with pytest.raises(config.ConfigError, match="default-address-pools"):
+        config.merge(args, config.load(str(path)), defaults)

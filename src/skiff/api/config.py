@@ -16,6 +16,9 @@ KNOWN = {"data-root", "exec-root", "hosts", "cgroup-parent", "log-driver", "log-
          "live-restore", "pidfile"}
 DEFAULT_PATH = "/etc/skiff/daemon.json"
 KNOWN |= {"shutdown-timeout"}
+# the default bridge network and address pools (network/): bridge, bip, iptables and
+# default-address-pools as [{"base": "10.90.0.0/16", "size": 24}, ...]
+KNOWN |= {"bridge", "bip", "iptables", "default-address-pools"}
 # TCP listeners (api/tls.py): --tls, --tlsverify, --tlscacert, --tlscert, --tlskey.
 TLS_KEYS = ("tls", "tlsverify", "tlscacert", "tlscert", "tlskey")
 KNOWN |= set(TLS_KEYS)
@@ -74,6 +77,7 @@ def merge(args, settings: dict, defaults: dict) -> None:
         if key in settings and getattr(args, key, None) in (None, False):
             setattr(args, key, settings[key])
     args.log_opts = {str(k): str(v) for k, v in (settings.get("log-opts") or {}).items()}
+    merge_network(args, settings, defaults)
     from skiff.api import registry_config
     try:
         registry_config.merge(args, settings)
@@ -106,3 +110,19 @@ def merge_runtimes(args, settings: dict, defaults: dict) -> None:
         args.default_runtime = settings["default-runtime"]
     if settings.get("userns-remap") and not getattr(args, "userns_remap", ""):
         args.userns_remap = str(settings["userns-remap"])
+
+
+def merge_network(args, settings: dict, defaults: dict) -> None:
+    """bridge, bip, iptables and default-address-pools, where the flags left them."""
+    for attr, key in (("bridge", "bridge"), ("bip", "bip"), ("iptables", "iptables")):
+        if key in settings and getattr(args, attr, None) == defaults.get(attr):
+            setattr(args, attr, settings[key])
+    pools = settings.get("default-address-pools")
+    if pools is None or getattr(args, "default_address_pool", None):
+        return
+    if not isinstance(pools, list) or not all(
+            isinstance(p, dict) and isinstance(p.get("base"), str) and
+            isinstance(p.get("size"), int) for p in pools):
+        raise ConfigError('default-address-pools must be a list of {"base": "CIDR", '
+                          '"size": N}')
+    args.default_address_pool = [f"base={p['base']},size={p['size']}" for p in pools]
