@@ -8,7 +8,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import subprocess
-import time
 
 import pytest
 

@@ -82,7 +82,7 @@ def test_reach_each_other_by_name_alias_and_id(daemon, net):
             assert text.strip() == web.id[:12], host
         # busybox wget by name, as a user would
         text = out(daemon.cli("run", "--rm", "--network", network.name, "busybox", "wget",
-                              "-q", "-O", "-", f"http://www:8000/hostname"))
+                              "-q", "-O", "-", "http://www:8000/hostname"))
         assert text.strip() == web.id[:12]
         # the resolver is the embedded one; an unknown single name is NXDOMAIN, fast
         text = out(daemon.cli("run", "--rm", "--network", network.name, "busybox", "sh", "-c",
@@ -154,7 +154,6 @@ def test_connect_and_disconnect_change_reachability_at_once(daemon, net):
 
 
 def test_static_ip_mac_and_ip_range(daemon, net):
-    client = daemon.client()
     subnet = pool_subnet(daemon, 10)
     hosts = list(ipaddress.ip_network(subnet).hosts())
     ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
@@ -217,7 +216,6 @@ def test_docker_errors(daemon, net):
 
 
 def test_internal_network_has_no_way_out(daemon, net):
-    client = daemon.client()
     internal = net(internal=True)
     internal.reload()
     assert internal.attrs["Internal"] is True

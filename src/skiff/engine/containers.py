@@ -484,6 +484,8 @@ class ContainerService:
         finished = event.get("finished_at") or rfc3339_nano()
         restart = False
         if record.state.get("Running"):
+            if self.networks is not None:   # veths, addresses, ports go with the process,
+                await self.networks.release(cid)   # before anyone sees it exited
             policy = restart_policy(record.config["HostConfig"])
             restart = not self.shutting_down and should_restart(
                 policy, code, record.config.get("HasBeenManuallyStopped", False),
@@ -495,8 +497,6 @@ class ContainerService:
             if event.get("oom_killed"):
                 self._emit(record, "oom")
             self._emit(record, "die", exitCode=code)
-            if self.networks is not None:   # veths, addresses, ports go with the process
-                await self.networks.release(cid)
         for hook in self.exited_hooks:
             hook(cid)
         waiters = self._waiters_of(cid)

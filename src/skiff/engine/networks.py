@@ -24,13 +24,15 @@ import json
 import logging
 import os
 import secrets
-import socket
 import threading
 from dataclasses import dataclass, field
 
 from skiff.errors import Conflict, Forbidden, InvalidArgument, NotFound
+from skiff.network import filters as network_filters
 from skiff.network import ipam
-from skiff.timefmt import parse_rfc3339, rfc3339_nano
+from skiff.network import ports as port_values
+from skiff.network.resolv import custom_resolv
+from skiff.timefmt import rfc3339_nano
 
 log = logging.getLogger("skiffd")
 
@@ -198,7 +200,7 @@ class NetworkService:
         filters = filters or {}
         out = []
         for doc in self._all():
-            if _filter_matches(doc, filters, self._in_use(doc["Id"])):
+            if network_filters.list_matches(doc, filters, self._in_use(doc["Id"])):
                 out.append(dict(doc, Containers={}))
         return out
 
@@ -264,8 +266,10 @@ class NetworkService:
                 if entries and (entries[0].get("Gateway") or entries[0].get("IPRange")):
                     raise InvalidArgument("invalid pool request: ip-range or gateway given "
                                           "without a subnet")
+                from skiff.network import links
+
                 subnet = ipam.next_subnet(ipam.parse_pools(self.config.pools),
-                                          taken + _host_routes())
+                                          taken + links.host_routes())
                 config = ipam.ipam_config(entries[0] if entries else {}, subnet)
             bridge = options.get(BRIDGE_OPTION_NAME) or "br-" + nid[:12]
             if len(bridge) > 15:
@@ -320,7 +324,7 @@ class NetworkService:
         for doc in self._all():
             if doc["Name"] in PREDEFINED or self._in_use(doc["Id"]):
                 continue
-            if not _prune_matches(doc, filters):
+            if not network_filters.prune_matches(doc, filters):
                 continue
             try:
                 await self.remove(doc["Id"])
@@ -636,10 +640,12 @@ class NetworkService:
         if host_config.get("PublishAllPorts"):
             for port in record.config["Config"].get("ExposedPorts") or {}:
                 bindings.setdefault(port, [{"HostIp": "", "HostPort": ""}])
-        if not bindings:
-            return
         endpoints = self._ordered(record.id)
-        if not endpoints:
+        if not bindings or not endpoints:
+            # the row marks a namespace of skiff's, published ports or not
+            with self.db.transaction() as cur:
+                cur.execute("INSERT OR REPLACE INTO sandboxes (container_id, doc) VALUES "
+                            "(?, ?)", (record.id, json.dumps({"Ports": {}, "Rules": []})))
             return
         net, _ = endpoints[0]
         container_ip = self._endpoints(network_id=net["Id"], container_id=record.id)[0]["ip"]
@@ -650,13 +656,13 @@ class NetworkService:
                     taken.add((r["proto"], r["host_port"]))
             ports, rules = {}, []
             for key, binds in sorted(bindings.items()):
-                port, proto = parse_port_key(key)
+                port, proto = port_values.parse_port_key(key)
                 for bind in binds or [{}]:
                     host_ip = (bind or {}).get("HostIp") or ""
                     if host_ip:
                         ipam.parse_address(host_ip, "host IP")
-                    low, high = parse_host_ports((bind or {}).get("HostPort") or "")
-                    host_port = _free_port(proto, host_ip, low, high, taken)
+                    low, high = port_values.parse_host_ports((bind or {}).get("HostPort") or "")
+                    host_port = port_values.free_port(proto, host_ip, low, high, taken)
                     taken.add((proto, host_port))
                     rules.append({"proto": proto, "host_ip": host_ip, "host_port": host_port,
                                   "container_ip": container_ip, "container_port": port})
@@ -802,57 +808,14 @@ class NetworkService:
 
     # ------------------------------------------------------------------ inspect
     def settings(self, record) -> dict:
-        """A container's NetworkSettings, as docker's inspect shows them."""
-        running = bool(record.state.get("Running"))
-        networks = {}
-        first = None
-        mode = network_mode(record.config["HostConfig"])
-        if mode in ("host", "none"):
-            net = self.find(mode)
-            networks[mode] = _endpoint_settings(net, None, running, self)
-        for ep in self._endpoints(container_id=record.id):
-            try:
-                net = self.find(ep["network_id"])
-            except NotFound:
-                continue
-            item = _endpoint_settings(net, ep, running, self)
-            networks[net["Name"]] = item
-            if first is None:
-                first = item
-        out = {"Bridge": "", "SandboxID": record.id if running else "",
-               "SandboxKey": self.netns_path(record.id) if running and self._endpoints(
-                   container_id=record.id) else "",
-               "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-               "Ports": self.ports(record), "SecondaryIPAddresses": None,
-               "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "",
-               "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-               "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": networks}
-        default = networks.get("bridge")
-        if default is not None:
-            for key in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
-                out[key] = default[key]
-        return out
+        from skiff.engine.network_inspect import network_settings
+
+        return network_settings(self, record)
 
     def summary(self, record) -> dict:
-        """What a `GET /containers/json` row shows of the container's network."""
-        settings = self.settings(record)
-        return {"Ports": self.summary_ports(record),
-                "HostConfig": {"NetworkMode": network_mode(record.config["HostConfig"])
-                               if record.config["HostConfig"].get("NetworkMode") else "none"},
-                "NetworkSettings": {"Networks": settings["Networks"]}}
+        from skiff.engine.network_inspect import summary
 
-    def summary_ports(self, record) -> list[dict]:
-        """`docker ps` Ports of the container."""
-        out = []
-        for key, binds in self.ports(record).items():
-            port, proto = parse_port_key(key)
-            if not binds:
-                out.append({"PrivatePort": port, "Type": proto})
-                continue
-            for b in binds:
-                out.append({"IP": b["HostIp"], "PrivatePort": port,
-                            "PublicPort": int(b["HostPort"]), "Type": proto})
-        return out
+        return summary(self, record)
 
     # ------------------------------------------------------------------ daemon start
     async def restore(self) -> None:
@@ -862,12 +825,12 @@ class NetworkService:
         await asyncio.to_thread(self._restore_sync)
         for row in self.db.query("SELECT container_id FROM sandboxes"):
             cid = row["container_id"]
-            if self._running(cid) and any(_is_user_defined(net) for net, _ in
-                                          self._ordered(cid)):
-                try:
+            try:
+                if self._running(cid) and any(_is_user_defined(net) for net, _ in
+                                              self._ordered(cid)):
                     await self._serve_dns(cid)
-                except OSError as exc:
-                    log.warning("DNS for %s: %s", cid[:12], exc)
+            except (OSError, NotFound) as exc:
+                log.warning("DNS for %s: %s", cid[:12], exc)
 
     def _restore_sync(self) -> None:
         from skiff.network import netns
@@ -932,187 +895,9 @@ def _read(path: str) -> str:
         return ""
 
 
-def custom_resolv(text: str, host_config: dict, embedded: bool = False) -> str:
-    """resolv.conf with --dns, --dns-search and --dns-option replacing the host's lines."""
-    dns = host_config.get("Dns") or []
-    search = host_config.get("DnsSearch") or []
-    options = host_config.get("DnsOptions") or []
-    if not (dns or search or options):
-        return text
-    lines = text.splitlines()
-    if dns and not embedded:
-        lines = [line for line in lines if not line.startswith("nameserver")] + \
-            [f"nameserver {d}" for d in dns]
-    if search:
-        lines = [line for line in lines if not line.startswith(("search", "domain"))]
-        if search != ["."]:
-            lines.append("search " + " ".join(search))
-    if options:
-        lines = [line for line in lines if not line.startswith("options")] + \
-            ["options " + " ".join(options)]
-    return "\n".join(lines) + "\n"
-
-
 def _network_doc(name: str, nid: str, created: str, driver: str) -> dict:
     return {"Name": name, "Id": nid, "Created": created, "Scope": "local", "Driver": driver,
             "EnableIPv4": True, "EnableIPv6": False,
             "IPAM": {"Driver": "default", "Options": None, "Config": []},
             "Internal": False, "Attachable": False, "Ingress": False,
             "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Options": {}, "Labels": {}}
-
-
-def _endpoint_settings(net: dict, ep: dict | None, running: bool, service) -> dict:
-    out = {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
-           "DriverOpts": None, "GwPriority": 0, "NetworkID": net["Id"], "EndpointID": "",
-           "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-           "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}
-    if ep is None:
-        return out
-    if ep.get("static_ip"):
-        out["IPAMConfig"] = {"IPv4Address": ep["static_ip"]}
-    out["Aliases"] = ep.get("aliases") or None
-    out["Links"] = ep.get("links") or None
-    out["DriverOpts"] = ep.get("driver_opts") or None
-    if ep.get("static_mac"):
-        out["MacAddress"] = ep["static_mac"]
-    if running and ep.get("ip"):
-        config = service._ipam(net)
-        out.update(EndpointID=ep["endpoint_id"], IPAddress=ep["ip"],
-                   IPPrefixLen=config.subnet.prefixlen,
-                   Gateway="" if net["Internal"] else str(config.gateway),
-                   MacAddress=ep.get("mac") or out["MacAddress"])
-        if _is_user_defined(net):
-            cid = ep["container_id"]
-            out["DNSNames"] = [service._container_name(cid)] + \
-                list(ep.get("aliases") or []) + [cid[:12]]
-    return out
-
-
-def parse_port_key(key: str) -> tuple[int, str]:
-    port, _, proto = key.partition("/")
-    proto = (proto or "tcp").lower()
-    if proto not in ("tcp", "udp", "sctp") or not port.isdigit() or not 0 < int(port) < 65536:
-        raise InvalidArgument(f"invalid port specification: \"{key}\"")
-    if proto == "sctp":
-        raise InvalidArgument("sctp port publishing is not supported by skiff")
-    return int(port), proto
-
-
-def parse_host_ports(text: str) -> tuple[int, int]:
-    """A HostPort: "" (any free port), "8080", or a range "8000-8010" to pick one from."""
-    if not text:
-        return 0, 0
-    low, sep, high = text.partition("-")
-    try:
-        lo, hi = int(low), int(high) if sep else int(low)
-    except ValueError:
-        raise InvalidArgument(f"invalid hostPort: {text}") from None
-    if not (0 < lo <= hi < 65536):
-        raise InvalidArgument(f"invalid hostPort: {text}")
-    return lo, hi
-
-
-def _ephemeral_range() -> tuple[int, int]:
-    text = _read("/proc/sys/net/ipv4/ip_local_port_range").split()
-    try:
-        return int(text[0]), int(text[1])
-    except (IndexError, ValueError):
-        return 32768, 60999
-
-
-def _free_port(proto: str, host_ip: str, low: int, high: int, taken: set) -> int:
-    """A host port nobody listens on and skiff has not published yet (docker's error when
-    none is)."""
-    explicit = bool(low)
-    if not low:
-        low, high = _ephemeral_range()
-    candidates = range(low, high + 1)
-    if not explicit:
-        import random
-
-        start = random.randint(low, high)
-        candidates = list(range(start, high + 1)) + list(range(low, start))
-    for port in candidates:
-        if (proto, port) in taken:
-            continue
-        kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-        probe = socket.socket(socket.AF_INET, kind)
-        try:
-            probe.bind((host_ip or "0.0.0.0", port))
-        except OSError:
-            continue
-        finally:
-            probe.close()
-        return port
-    where = f"{host_ip or '0.0.0.0'}:{low}" + (f"-{high}" if high != low else "")
-    raise Conflict(f"driver failed programming external connectivity on endpoint: Bind for "
-                   f"{where} failed: port is already allocated")
-
-
-def _host_routes() -> list:
-    """Networks the host routes already (a subnet chosen from the pools avoids them)."""
-    out = []
-    try:
-        from pyroute2 import IPRoute
-
-        def read():
-            with IPRoute() as ipr:
-                for r in ipr.get_routes(family=2):
-                    dst = r.get_attr("RTA_DST")
-                    if dst and r["dst_len"]:
-                        out.append(ipaddress.ip_network(f"{dst}/{r['dst_len']}", strict=False))
-        t = threading.Thread(target=read)
-        t.start()
-        t.join()
-    except ImportError:
-        pass
-    return out
-
-
-def _filter_matches(doc: dict, filters: dict[str, list[str]], in_use: bool) -> bool:
-    for key, values in filters.items():
-        if not values:
-            continue
-        if key == "name":
-            ok = any(v in doc["Name"] for v in values)
-        elif key == "id":
-            ok = any(doc["Id"].startswith(v) for v in values)
-        elif key == "driver":
-            ok = doc["Driver"] in values
-        elif key == "type":
-            for v in values:
-                if v not in ("custom", "builtin"):
-                    raise InvalidArgument(f"invalid filter: 'type'='{v}'")
-            builtin = doc["Name"] in PREDEFINED
-            ok = ("builtin" in values and builtin) or ("custom" in values and not builtin)
-        elif key == "label":
-            ok = all((doc["Labels"].get(v.partition("=")[0]) == v.partition("=")[2])
-                     if "=" in v else v in doc["Labels"] for v in values)
-        elif key == "scope":
-            ok = "local" in values
-        elif key == "dangling":
-            want = values[0] in ("true", "1")
-            ok = (doc["Name"] not in PREDEFINED and not in_use) == want
-        else:
-            raise InvalidArgument(f"invalid filter '{key}'")
-        if not ok:
-            return False
-    return True
-
-
-def _prune_matches(doc: dict, filters: dict[str, list[str]]) -> bool:
-    labels = doc.get("Labels") or {}
-    for value in filters.get("until", []):
-        try:
-            limit = float(value) if value.replace(".", "").isdigit() else parse_rfc3339(value)
-        except ValueError:
-            raise InvalidArgument(f"invalid filter 'until={value}'") from None
-        if parse_rfc3339(doc["Created"]) >= limit:
-            return False
-    for key, negate in (("label", False), ("label!", True)):
-        for value in filters.get(key, []):
-            k, eq, v = value.partition("=")
-            present = k in labels and (not eq or labels[k] == v)
-            if present == negate:
-                return False
-    return True

@@ -27,6 +27,7 @@ log = logging.getLogger("skiffd.dns")
 
 ADDRESS = "127.0.0.11"
 PORT = 53
+FORWARD_PORT = 53      # of the upstream resolvers (a test points it elsewhere)
 TYPE_A, TYPE_AAAA, CLASS_IN = 1, 28, 1
 TTL = 600
 MAX_QUERY = 512
@@ -169,7 +170,7 @@ class DNSServer:
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             sock.setblocking(False)
             try:
-                await loop.sock_connect(sock, (server, PORT))
+                await loop.sock_connect(sock, (server, FORWARD_PORT))
                 await loop.sock_sendall(sock, data)
                 reply = await asyncio.wait_for(loop.sock_recv(sock, 4096), FORWARD_TIMEOUT)
                 if protocol.transport is not None and not protocol.transport.is_closing():

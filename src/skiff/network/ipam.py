@@ -139,7 +139,7 @@ def check_static_address(config: IPAMConfig, ip: ipaddress.IPv4Address, used) ->
                               f"contain the IP address {ip}")
     if ip == config.gateway or ip in (config.subnet.network_address,
                                       config.subnet.broadcast_address):
-        raise Forbidden(f"Address already in use")
+        raise Forbidden("Address already in use")
     if str(ip) in {str(u) for u in used}:
         raise Forbidden("Address already in use")
 

@@ -7,6 +7,7 @@ outside the asyncio loop's thread: pyroute2's synchronous API runs an event loop
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 
 from skiff.network import netns
@@ -110,3 +111,14 @@ def lo_up(netns_path: str) -> None:
 def detach(netns_path: str | None, host_name: str, ifname: str | None = None) -> None:
     """Remove a container's veth pair (deleting either end deletes both)."""
     delete_link(host_name)
+
+
+def host_routes() -> list:
+    """Networks the host routes already (a subnet chosen from the pools avoids them)."""
+    out = []
+    with _ipr() as ipr:
+        for r in ipr.get_routes(family=2):
+            dst = r.get_attr("RTA_DST")
+            if dst and r["dst_len"]:
+                out.append(ipaddress.ip_network(f"{dst}/{r['dst_len']}", strict=False))
+    return out
