@@ -130,3 +130,35 @@ def test_errors(daemon, ctxdir):
     result = daemon.cli("build", ctxdir)
     assert result.returncode == 1
     assert "dockerfile parse error line 2: unknown instruction: NOPE" in result.stderr.decode()
+
+
+def test_kept_context_sends_only_changes(daemon, ctxdir):
+    import hashlib
+    import socket
+
+    from skiff.cli.commands.build import context_entries, manifest_of
+    from skiff.dockerignore import IgnoreMatcher
+
+    write(ctxdir, {"Dockerfile": "FROM busybox\nCOPY . /c/\nCMD ls /c && cat /c/v\n",
+                   "v": "1\n", "gone": "x"})
+    result = daemon.cli("build", "-t", "cli-kept:1", ctxdir)
+    assert result.returncode == 0, result.stderr.decode()
+    assert run(daemon, "cli-kept:1") == "Dockerfile\ngone\nv\n1\n"
+    os.unlink(os.path.join(ctxdir, "gone"))
+    write(ctxdir, {"v": "2\n"})
+    result = daemon.cli("build", "-t", "cli-kept:1", ctxdir)
+    assert result.returncode == 0, result.stderr.decode()
+    assert run(daemon, "cli-kept:1") == "Dockerfile\nv\n2\n"
+    # the daemon holds the context now: an unchanged one needs no file at all
+    root = os.path.abspath(ctxdir)
+    key = hashlib.sha256(f"{socket.gethostname()}\0{root}".encode()).hexdigest()
+    entries = [(rel, st, "") for rel, st in context_entries(root, IgnoreMatcher([]), set())]
+    api = daemon.client().api
+    need = api._result(api._post_json(api._url("/skiff/build/context"), manifest_of(entries, {}),
+                                      params={"key": key}), json=True)["Need"]
+    assert need == []
+    write(ctxdir, {"v": "3\n"})
+    entries = [(rel, st, "") for rel, st in context_entries(root, IgnoreMatcher([]), set())]
+    need = api._result(api._post_json(api._url("/skiff/build/context"), manifest_of(entries, {}),
+                                      params={"key": key}), json=True)["Need"]
+    assert need == ["v"]

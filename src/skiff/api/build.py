@@ -84,19 +84,42 @@ def routes(engine):
 
     builder.cleanup(engine)  # daemon start: scratch dirs and mounts of interrupted builds
 
+    locks: dict[str, asyncio.Lock] = {}   # one build at a time per kept context
+
+    async def context(request: Request):
+        """skiff's incremental context transfer, step 1: which files the client must send
+        (see build/context_store.py); step 2 is POST /build?skiffcontext=KEY."""
+        manifest = await request.json()
+        need = await asyncio.to_thread(builder.context_need, engine, request.arg("key") or "",
+                                       manifest)
+        return json_response({"Need": need})
+
     async def build(request: Request):
         options = options_from(request)
+        key = request.arg("skiffcontext") or ""
+        lock = None
+        if key:
+            lock = locks.setdefault(key, asyncio.Lock())
+            await lock.acquire()
         workdir = os.path.join(builder.build_dir(engine), secrets.token_hex(12))
         os.makedirs(workdir, mode=0o700)
         context_dir = os.path.join(workdir, "context")
         try:
             try:
-                ctx = await body_to_thread(
-                    request, lambda f: builder.receive_context(f, context_dir))
+                if key:
+                    ctx = await body_to_thread(
+                        request, lambda f: builder.context_apply(engine, key, f))
+                else:
+                    ctx = await body_to_thread(
+                        request, lambda f: builder.receive_context(f, context_dir))
             except SkiffError as exc:
+                if exc.status == 409:
+                    raise
                 raise InvalidArgument(f"failed to read the build context: {exc.message}") \
                     from None
         except BaseException:
+            if lock is not None:
+                lock.release()
             await asyncio.to_thread(shutil.rmtree, workdir, True)
             raise
 
@@ -111,7 +134,13 @@ def routes(engine):
             try:
                 return await builder.build(engine, ctx, options, emit, workdir)
             finally:
-                await asyncio.to_thread(shutil.rmtree, workdir, True)
+                try:
+                    if key:
+                        await asyncio.to_thread(builder.context_save, engine, key, ctx)
+                    await asyncio.to_thread(shutil.rmtree, workdir, True)
+                finally:
+                    if lock is not None:
+                        lock.release()
 
         task = asyncio.ensure_future(run())
         waiter = asyncio.ensure_future(written.wait())
@@ -158,4 +187,5 @@ def routes(engine):
         result = await asyncio.to_thread(builder.prune, engine, request.flag("all"))
         return json_response(result)
 
-    return [("POST", "/build", build), ("POST", "/build/prune", prune)]
+    return [("POST", "/build", build), ("POST", "/build/prune", prune),
+            ("POST", "/skiff/build/context", context)]

@@ -415,10 +415,41 @@ class Build:
 
     # -- layers -------------------------------------------------------------------------------
 
-    def _commit_dir(self, state: _State, upper: str, lowers: list[str], exclude=frozenset()):
-        """Write `upper` as the next layer (blob + committed snapshot); (layer, chain)."""
-        from skiff.engine.commit import _write_and_unpack
+    def _commit_dir(self, state: _State, upper: str, lowers: list[str]):
+        """Make `upper` the next layer: its tar is written once, into a blob (the diff id is
+        its digest), and the directory itself becomes the committed snapshot (renamed, not
+        unpacked again: creating files is what costs most here). (layer, new chain id)."""
+        parent = state.chains[-1] if state.chains else None
+        images = self.engine.images
+        with images._lock:
+            diff_id = None
+            try:
+                with self.engine.content.writer() as blob:
+                    snapdiff.write_layer(upper, blob, lowers=lowers)
+                    diff_id, size = blob.commit()
+                chain, created = self.engine.snapshots.adopt(parent, diff_id, upper,
+                                                             tar_size=size)
+            except BaseException:
+                if diff_id:
+                    images._discard([], {diff_id})
+                raise
+        layer = {"digest": diff_id, "size": size, "mediaType": oci_image.DOCKER_LAYER,
+                 "diffID": diff_id, "chainID": chain}
+        return layer, (chain if created else None)
 
+    def _commit_container(self, state: _State, cid: str, keep: bool):
+        """A RUN container's changes as the next layer. Its upper dir is adopted as the
+        snapshot unless the container is kept (rm=false): then the layer is unpacked anew."""
+        from skiff.engine.commit import _mount_points, _write_and_unpack
+
+        snaps = self.engine.snapshots
+        exclude = _mount_points(self.engine, cid)
+        upper = snaps.upper(cid)
+        lowers = [snaps.path(c) for c in reversed(state.chains)]
+        if not keep:
+            drop_mount_points(upper, lowers, exclude)
+            strip_overlay_xattrs(upper)
+            return self._commit_dir(state, upper, lowers)
         parent = state.chains[-1] if state.chains else None
         made: list[str] = []
 
@@ -427,8 +458,8 @@ class Build:
 
         with self.engine.images._lock:
             try:
-                diff_id, size = _write_and_unpack(self.engine.snapshots, parent,
-                                                  self.engine.content, produce, made)
+                diff_id, size = _write_and_unpack(snaps, parent, self.engine.content, produce,
+                                                  made)
             except BaseException:
                 self.engine.images._discard(made, set())
                 raise
@@ -556,14 +587,10 @@ class Build:
         if code != 0:
             raise BuildFailed(f"The command '{' '.join(command)}' returned a non-zero code: "
                               f"{code}", code)
-        from skiff.engine.commit import _mount_points
-
-        exclude = _mount_points(self.engine, cid)
-        upper = self.engine.snapshots.upper(cid)
-        lowers = [self.engine.snapshots.path(c) for c in reversed(state.chains)]
+        keep = not (self.options.remove or self.options.force_remove)
 
         def commit() -> _State:
-            layer, made = self._commit_dir(state, upper, lowers, exclude)
+            layer, made = self._commit_container(state, cid, keep)
             created = _now()
             config = dict(state.config)
             config["config"] = _full_config(dict(state.cfg, Image=state.image_id))
@@ -819,6 +846,42 @@ class Build:
             pass
 
 
+def drop_mount_points(upper: str, lowers: list[str], exclude: frozenset[str]) -> None:
+    """Remove from a RUN container's upper dir what the runtime made only as mount points
+    (an empty /etc/hosts that no layer has): they are not the step's changes."""
+    for path in sorted(exclude, key=lambda p: -p.count("/")):
+        rel = path.strip("/")
+        full = os.path.join(upper, rel)
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            continue
+        if snapdiff._excluded(rel, st, full, lowers, exclude):
+            if stat.S_ISDIR(st.st_mode):
+                os.rmdir(full)
+            else:
+                os.unlink(full)
+
+
+def strip_overlay_xattrs(upper: str) -> None:
+    """overlayfs marks what it copies up (`trusted.overlay.origin`, `.impure`, ...); only the
+    opaque marker means something in a lower layer, the rest is dropped (the layer tar
+    leaves them all out too, and unpacking turns its opaque entries back into the marker)."""
+    for dirpath, dirnames, filenames in os.walk(upper):
+        for name in [""] + dirnames + filenames:
+            full = os.path.join(dirpath, name) if name else dirpath
+            try:
+                names = os.listxattr(full, follow_symlinks=False)
+            except OSError:
+                continue
+            for attr in names:
+                if attr.startswith("trusted.overlay.") and attr != snapdiff.OPAQUE_XATTR:
+                    try:
+                        os.removexattr(full, attr, follow_symlinks=False)
+                    except OSError:
+                        pass
+
+
 async def build(engine, ctx: ContextDir, options: BuildOptions, emit, workdir: str) -> str:
     b = Build(engine, ctx, options, emit, workdir=workdir)
     try:
@@ -836,6 +899,7 @@ def prune(engine, everything: bool = False) -> dict:
     (untagged, used by no container); layers that tagged images share stay."""
     cache = BuildCache(engine.config.root)
     deleted, reclaimed = [], 0
+    _contexts(engine).remove_all()  # the contexts kept for incremental transfers
     used = {row["image_id"] for row in engine.db.query("SELECT image_id FROM containers")}
     for key, image_id in sorted(cache.entries().items()):
         cache.forget(key)
@@ -864,6 +928,37 @@ def receive_context(fileobj, dest: str) -> ContextDir:
         return ContextDir.from_tar(fileobj, dest)
     except ValueError as e:
         raise InvalidArgument(str(e)) from None
+
+
+def _contexts(engine):
+    from skiff.build.context_store import ContextStore
+
+    return ContextStore(os.path.join(engine.config.root, "build", "contexts"))
+
+
+def context_need(engine, key: str, manifest) -> list[str]:
+    """skiff's incremental context transfer, step 1: the paths the client must send."""
+    try:
+        return _contexts(engine).need(key, manifest)
+    except ValueError as e:
+        raise InvalidArgument(str(e)) from None
+
+
+def context_apply(engine, key: str, fileobj) -> ContextDir:
+    """Step 2: the stored context brought up to date from the request's tar."""
+    from skiff.build.context_store import ContextOutOfDate
+    from skiff.errors import Conflict
+
+    try:
+        return _contexts(engine).apply(key, fileobj)
+    except ContextOutOfDate as e:
+        raise Conflict(str(e)) from None
+    except ValueError as e:
+        raise InvalidArgument(str(e)) from None
+
+
+def context_save(engine, key: str, ctx: ContextDir) -> None:
+    _contexts(engine).save(key, ctx)
 
 
 def build_dir(engine) -> str:

@@ -36,12 +36,12 @@ def _tar_header(name: str, st: os.stat_result, link: str = "") -> bytes:
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
-def _file_entry(name: str, data: bytes) -> bytes:
+def _file_entry(name: str, data: bytes, mode: int = 0o644, mtime: int | None = None) -> bytes:
     info = tarfile.TarInfo(name)
-    info.mode, info.size = 0o644, len(data)
+    info.mode, info.size = mode, len(data)
     import time
 
-    info.mtime = int(time.time())
+    info.mtime = int(time.time()) if mtime is None else mtime
     pad = (512 - len(data) % 512) % 512
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape") + data + b"\0" * pad
 
@@ -71,6 +71,25 @@ def context_entries(root: str, ignore, always: set[str]):
     yield from walk("")
 
 
+def _file_data(rel: str, full: str, st: os.stat_result):
+    try:
+        f = open(full, "rb")
+    except PermissionError as e:
+        raise StatusError(1, f"error checking context: can't open '{full}': {e}") from None
+    with f:
+        yield _tar_header(rel, st)
+        left = st.st_size
+        while left > 0:
+            chunk = f.read(min(CHUNK, left))
+            if not chunk:
+                raise StatusError(1, f"file changed while it was read: {full}")
+            left -= len(chunk)
+            yield chunk
+        pad = (512 - st.st_size % 512) % 512
+        if pad:
+            yield b"\0" * pad
+
+
 def context_tar(root: str, ignore, always: set[str], extra: dict[str, bytes]):
     """The context as tar bytes, chunk by chunk."""
     for rel, st in context_entries(root, ignore, always):
@@ -80,25 +99,42 @@ def context_tar(root: str, ignore, always: set[str], extra: dict[str, bytes]):
         elif stat.S_ISDIR(st.st_mode):
             yield _tar_header(rel, st)
         elif stat.S_ISREG(st.st_mode):
-            try:
-                f = open(full, "rb")
-            except PermissionError as e:
-                raise StatusError(1, f"error checking context: can't open '{full}': {e}") \
-                    from None
-            with f:
-                yield _tar_header(rel, st)
-                left = st.st_size
-                while left > 0:
-                    chunk = f.read(min(CHUNK, left))
-                    if not chunk:
-                        raise StatusError(1, f"file changed while it was read: {full}")
-                    left -= len(chunk)
-                    yield chunk
-                pad = (512 - st.st_size % 512) % 512
-                if pad:
-                    yield b"\0" * pad
+            yield from _file_data(rel, full, st)
     for name, data in extra.items():
         yield _file_entry(name, data)
+    yield b"\0" * 1024
+
+
+MANIFEST_NAME = ".skiff-context-manifest.json"   # build/context_store.py's
+
+
+def manifest_of(entries: list, extra: dict[str, bytes]) -> list:
+    """[path, kind, mode, size, mtime_ns, link] for each path the context sends."""
+    out = []
+    for rel, st, link in entries:
+        kind = "d" if stat.S_ISDIR(st.st_mode) else "l" if stat.S_ISLNK(st.st_mode) else "f"
+        out.append([rel, kind, stat.S_IMODE(st.st_mode), st.st_size if kind == "f" else 0,
+                    st.st_mtime_ns, link])
+    for name, data in extra.items():
+        out.append([name, "f", 0o644, len(data), 0, ""])
+    return out
+
+
+def partial_tar(root: str, manifest: list, need: set[str], extra: dict[str, bytes]):
+    """The manifest first, then only the files the daemon asked for."""
+    yield _file_entry(MANIFEST_NAME, json.dumps(manifest, separators=(",", ":")).encode())
+    for rel, kind, mode, size, mtime, link in manifest:
+        if rel not in need:
+            continue
+        if rel in extra:
+            yield _file_entry(rel, extra[rel], mode=mode, mtime=0)
+            continue
+        full = os.path.join(root, rel)
+        st = os.lstat(full)
+        if stat.S_ISLNK(st.st_mode):
+            yield _tar_header(rel, st, os.readlink(full))
+        elif stat.S_ISREG(st.st_mode):
+            yield from _file_data(rel, full, st)
     yield b"\0" * 1024
 
 
@@ -159,6 +195,7 @@ def cmd_build(cli, opts, args) -> int:
     if opts.cache_from:
         params["cachefrom"] = json.dumps(list(opts.cache_from))
     dockerfile_text: bytes | None = None
+    kept = None   # a directory context: skiffd keeps it and takes only what changed
     if opts.file == "-":
         if source == "-":
             raise StatusError(1, "invalid argument: can't use stdin for both build context "
@@ -229,6 +266,7 @@ def cmd_build(cli, opts, args) -> int:
             raise StatusError(1, f"error checking context: {e}") from None
         always = {dockerfile_name, ".dockerignore"}
         body = lambda: context_tar(root, ignore, always, extra)  # noqa: E731
+        kept = (root, ignore, always, extra)
         params["dockerfile"] = dockerfile_name
     elif "://" in source or source.startswith("git@"):
         raise StatusError(1, f"unable to prepare context: skiff builds from a local "
@@ -243,8 +281,12 @@ def cmd_build(cli, opts, args) -> int:
             pass
     client = cli.client()
     image_id = None
-    with client.request("POST", "/build", {k: v for k, v in params.items() if v is not None},
-                        body=body(), headers=headers, stream=True) as resp:
+    query = {k: v for k, v in params.items() if v is not None}
+    resp = _send_changes(client, query, headers, *kept) if kept else None
+    if resp is None:
+        resp = client.request("POST", "/build", query, body=body(), headers=headers,
+                              stream=True)
+    with resp:
         def messages():
             for message in resp.iter_json():
                 detail = message.get("errorDetail")
@@ -266,6 +308,38 @@ def cmd_build(cli, opts, args) -> int:
     if image_id and output:
         _write_output(cli, client, image_id, output)
     return 0
+
+
+def _send_changes(client, query: dict, headers: dict, root: str, ignore, always: set[str],
+                  extra: dict[str, bytes]):
+    """skiffd keeps each directory context between builds: send the manifest, then only the
+    files it asks for. None when the daemon does not offer it (a dockerd): then the whole
+    context goes as docker's CLI sends it."""
+    import hashlib
+    import socket
+
+    from skiff.client.errors import APIError
+
+    key = hashlib.sha256(f"{socket.gethostname()}\0{root}".encode()).hexdigest()
+    entries = [(rel, st, os.readlink(os.path.join(root, rel)) if stat.S_ISLNK(st.st_mode)
+                else "") for rel, st in context_entries(root, ignore, always)]
+    manifest = manifest_of(entries, extra)
+    for attempt in range(3):
+        try:
+            need = (client.json("POST", "/skiff/build/context", {"key": key},
+                                json_body=manifest) or {}).get("Need") or []
+        except APIError as e:
+            if e.status in (404, 405, 501):
+                return None
+            raise
+        try:
+            return client.request("POST", "/build", dict(query, skiffcontext=key),
+                                  body=partial_tar(root, manifest, set(need), extra),
+                                  headers=headers, stream=True)
+        except APIError as e:
+            if e.status != 409 or attempt == 2:
+                raise  # 409: another build changed the kept context meanwhile; ask again
+    return None
 
 
 class _Quiet:
