@@ -8,6 +8,7 @@ import asyncio
 from skiff.api import validate
 from skiff.api.http import HIJACKED, HTTPError, Request, Response, json_response
 from skiff.errors import InvalidArgument, RuntimeFailure
+from skiff.wire.detach import DEFAULT_DETACH_KEYS, EscapeDetector, detach_sequence
 from skiff.wire.framing import encode_frame
 
 RAW_STREAM = "application/vnd.docker.raw-stream"
@@ -23,6 +24,14 @@ def routes(engine):
         if not isinstance(body, dict):
             raise InvalidArgument("No exec command specified")
         validate.exec_create(body)
+        if "detachKeys" in body and "DetachKeys" not in body:   # Go decodes JSON keys in any
+            body["DetachKeys"] = body.pop("detachKeys")          # case; docker-py sends this
+        if body.get("DetachKeys"):
+            try:
+                detach_sequence(body["DetachKeys"])
+            except ValueError:
+                raise InvalidArgument(f"Invalid escape keys ({body['DetachKeys']}) provided") \
+                    from None
         exec_id = execs.create(request.match["id"], body)
         return json_response({"Id": exec_id}, 201)
 
@@ -48,18 +57,42 @@ def routes(engine):
             await conn.close()
             return HIJACKED
 
+        # docker's detach keys (the exec's DetachKeys, else ctrl-p,ctrl-q), with a terminal
+        # only: typed by the client, they end its session; the process runs on
+        detector = None
+        if tty and record.body.get("AttachStdin"):
+            detector = EscapeDetector(detach_sequence(record.body.get("DetachKeys")
+                                                      or DEFAULT_DETACH_KEYS))
+        detached = asyncio.Event()
+
         async def pump_stdin():
             while True:
                 data = await conn.read()
                 if not data:
                     session.close_stdin()
                     return
-                await session.send_stdin(data)
+                if detector is not None:
+                    data, done = detector.feed(data)
+                    if data:
+                        await session.send_stdin(data)
+                    if done:
+                        detached.set()
+                        return
+                else:
+                    await session.send_stdin(data)
 
         stdin_task = asyncio.ensure_future(pump_stdin())
+        detach_wait = asyncio.ensure_future(detached.wait())
         try:
             while True:
-                item = await session.next()
+                next_item = asyncio.ensure_future(session.next())
+                await asyncio.wait({next_item, detach_wait},
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if detached.is_set():
+                    next_item.cancel()
+                    execs.detached(exec_id)
+                    break
+                item = next_item.result()
                 if item is None:
                     break
                 which, data = item
@@ -67,6 +100,7 @@ def routes(engine):
                     break
         finally:
             stdin_task.cancel()
+            detach_wait.cancel()
             session.close()
             await conn.close()
         return HIJACKED

@@ -270,6 +270,14 @@ class ExecService:
             session.close_stdin()
         return session
 
+    def detached(self, exec_id: str) -> None:
+        """Its client typed the detach keys and left; the process runs on."""
+        record = self.get(exec_id)
+        try:
+            self._emit(self.containers.get(record.container_id), "exec_detach")
+        except NotFound:
+            pass
+
     async def resize(self, exec_id: str, height: int, width: int) -> None:
         record = self.get(exec_id)
         if not record.running:
