@@ -296,26 +296,24 @@ def parse_weight_device(value: str) -> dict:
     return {"Path": path, "Weight": int(weight)}
 
 
-def parse_sysctls(values: list[str]) -> dict[str, str]:
+def parse_key_values(values: list[str], flag: str, what: str) -> dict[str, str]:
+    """`KEY=VALUE` flag values (repeatable) as a dict, with the docker CLI's error."""
     out = {}
     for value in values:
         key, sep, val = value.partition("=")
         if not sep or not key:
-            raise ValueError(f"invalid argument \"{value}\" for \"--sysctl\" flag: "
-                             "sysctl must be in the format of key=value")
+            raise ValueError(f"invalid argument \"{value}\" for \"--{flag}\" flag: "
+                             f"{what} must be in the format of key=value")
         out[key] = val
     return out
+
+
+def parse_sysctls(values: list[str]) -> dict[str, str]:
+    return parse_key_values(values, "sysctl", "sysctl")
 
 
 def parse_log_opts(values: list[str]) -> dict[str, str]:
-    out = {}
-    for value in values:
-        key, sep, val = value.partition("=")
-        if not sep or not key:
-            raise ValueError(f"invalid argument \"{value}\" for \"--log-opt\" flag: "
-                             "log options must be in the format of key=value")
-        out[key] = val
-    return out
+    return parse_key_values(values, "log-opt", "log options")
 
 
 def _read_text(path: str) -> str:
