@@ -1,4 +1,5 @@
-"""The cgroup v2 driver for real: the resource, security and isolation tests run again inside
+"""The cgroup v2 driver for real: the resource, security, isolation and cgroup-operation
+(pause, update) tests run again inside
 scripts/cgroup2-vm.sh, whose guest has a pure cgroup v2 hierarchy with every controller.
 
 One boot runs them all (a boot costs seconds, minutes under TCG). Select with
@@ -23,7 +24,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SCRIPT = os.path.join(ROOT, "scripts", "cgroup2-vm.sh")
 IN_GUEST = [f for f in ("tests/integration/test_resources.py",
                         "tests/integration/test_security.py",
-                        "tests/integration/test_isolation.py")
+                        "tests/integration/test_isolation.py",
+                        "tests/integration/test_cgroup_ops.py")
             if os.path.exists(os.path.join(ROOT, f))]
 
 
