@@ -568,3 +568,30 @@ def test_crash_during_volume_rm_is_finished_at_start(daemon, name):
         client.volumes.get(name)
     assert name not in [v.name for v in client.volumes.list()]
     assert not os.path.exists(path)
+
+
+def test_exit_while_daemon_is_away_unmounts_at_start(daemon, name):
+    """A container that ends while skiffd is stopped: its tmpfs volume is unmounted once
+    skiffd is back and learns of the exit."""
+    client = daemon.client()
+    client.volumes.create(name, driver_opts={"type": "tmpfs", "device": "tmpfs"})
+    data = os.path.join(daemon.root, "volumes", name, "_data")
+    container = client.containers.run("busybox", ["sleep", "2"], detach=True,
+                                      volumes=[f"{name}:/t"])
+    try:
+        assert mounts_under(data) == [data]
+        daemon.stop()
+        try:
+            time.sleep(3)   # it exits meanwhile; its monitor keeps the exit status
+            assert mounts_under(data) == [data]
+        finally:
+            daemon.start()
+        client = daemon.client()
+        deadline = time.monotonic() + 10
+        while mounts_under(data) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert mounts_under(data) == []
+        assert client.containers.get(container.id).status == "exited"
+    finally:
+        client.containers.get(container.id).remove(force=True)
+        cleanup_volume(client, name)

@@ -131,3 +131,23 @@ def test_order_mounts_parents_first_and_last_wins():
     assert [m["destination"] for m in ordered] == ["/proc", "/dev", "/etc", "/etc/hosts",
                                                    "/a/b/c"]
     assert ordered[3]["source"] == "user"
+
+
+def test_copy_up_helpers(tmp_path):
+    from skiff.engine.copyup import might_have, resolve_in_root
+
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    (lower / "data").mkdir(parents=True)
+    (upper / "etc").mkdir(parents=True)
+    (upper / "link").symlink_to("/data")
+    (upper / "out").symlink_to("../../../../etc")
+    overlay = [{"destination": "/", "type": "overlay", "source": "overlay",
+                "options": [f"lowerdir={lower}", f"upperdir={upper}", "workdir=/w"]}]
+    assert might_have(overlay, "/data") and might_have(overlay, "/etc")
+    assert might_have(overlay, "/link/x")        # through a symlink: the child decides
+    assert not might_have(overlay, "/nothing/here")
+    assert might_have([{"destination": "/", "type": "nfs"}], "/anything")
+    root = str(upper)
+    assert resolve_in_root(root, "/link") is None                 # /data is not in this root
+    assert resolve_in_root(root, "/out") == str(upper / "etc")    # '..' stops at the root
+    assert resolve_in_root(root, "/etc/../etc") == str(upper / "etc")

@@ -51,9 +51,50 @@ def resolve_in_root(root: str, path: str) -> str | None:
     return os.path.join(root, *done)
 
 
+def layer_dirs(rootfs_mounts: list[dict]) -> list[str] | None:
+    """The directories the rootfs is made of (overlay upper and lower dirs, or a bind
+    source); None when a mount is of another kind (then nothing can be ruled out)."""
+    dirs = []
+    for mount in rootfs_mounts:
+        if (mount.get("destination") or "/") != "/":
+            return None
+        if mount.get("type") == "overlay":
+            for option in mount.get("options") or []:
+                if option.startswith("upperdir="):
+                    dirs.append(option[len("upperdir="):])
+                elif option.startswith("lowerdir="):
+                    dirs.extend(option[len("lowerdir="):].split(":"))
+        elif mount.get("type") == "bind" or "bind" in (mount.get("options") or []) or \
+                "rbind" in (mount.get("options") or []):
+            dirs.append(mount["source"])
+        else:
+            return None
+    return dirs
+
+
+def might_have(rootfs_mounts: list[dict], path: str) -> bool:
+    """False only when no layer has anything at `path` or at a symlink on the way to it:
+    then there is nothing to copy, and no child process is spent finding that out."""
+    dirs = layer_dirs(rootfs_mounts)
+    if dirs is None:
+        return True
+    parts = [p for p in path.split("/") if p and p != "."]
+    for top in dirs:
+        here = top
+        for part in parts:
+            here = os.path.join(here, part)
+            if os.path.islink(here):
+                return True
+        if os.path.lexists(here):
+            return True
+    return False
+
+
 def copy_up(rootfs_mounts: list[dict], path: str, dest: str) -> bool:
     """Copy the image's `path` into the (empty) directory `dest`; False when the image has
     no directory there (nothing to copy). Raises RuntimeError when the copy fails."""
+    if not might_have(rootfs_mounts, path):
+        return False
     request = json.dumps({"mounts": rootfs_mounts, "path": path, "dest": dest})
     result = subprocess.run([sys.executable, "-m", "skiff.engine.copyup"], input=request,
                             capture_output=True, text=True,
