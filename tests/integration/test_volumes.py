@@ -595,3 +595,38 @@ def test_exit_while_daemon_is_away_unmounts_at_start(daemon, name):
     finally:
         client.containers.get(container.id).remove(force=True)
         cleanup_volume(client, name)
+
+
+def test_bind_propagation(sdk, hostdir):
+    """`:rslave` sees what the host mounts below the source later; the default rprivate does
+    not; docker's refusal when the source is not on a shared mount."""
+    with pytest.raises(docker.errors.APIError) as info:
+        sdk.containers.run("busybox", "true", volumes=[f"{hostdir}:/x:rslave"], name=None,
+                           detach=True)
+    assert f"path {hostdir} is mounted on " in str(info.value)
+    assert "but it is not a shared or slave mount" in str(info.value)
+    for c in sdk.containers.list(all=True, filters={"volume": hostdir}):
+        c.remove(force=True)
+    sub = os.path.join(hostdir, "sub")
+    os.mkdir(sub)
+    subprocess.run(["mount", "--bind", hostdir, hostdir], check=True)
+    waiter = ("i=0; while [ $i -lt 50 ]; do [ -f /x/sub/f ] && cat /x/sub/f && exit 0; "
+              "i=$((i+1)); sleep 0.1; done; exit 1")
+    containers = []
+    try:
+        subprocess.run(["mount", "--make-shared", hostdir], check=True)
+        for mode in ("rslave", "rprivate"):
+            containers.append(sdk.containers.run("busybox", ["sh", "-c", waiter], detach=True,
+                                                 volumes=[f"{hostdir}:/x:{mode}"]))
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", sub], check=True)
+        with open(os.path.join(sub, "f"), "w") as f:
+            f.write("propagated\n")
+        slave, private = containers
+        assert slave.wait()["StatusCode"] == 0 and slave.logs() == b"propagated\n"
+        assert private.wait()["StatusCode"] == 1   # rprivate: the new mount never arrives
+    finally:
+        for c in containers:
+            c.remove(force=True)
+        subprocess.run(["umount", sub], stderr=subprocess.DEVNULL)
+        subprocess.run(["umount", hostdir], stderr=subprocess.DEVNULL)
+    assert mounts_under(hostdir) == []

@@ -151,3 +151,20 @@ def test_copy_up_helpers(tmp_path):
     assert resolve_in_root(root, "/link") is None                 # /data is not in this root
     assert resolve_in_root(root, "/out") == str(upper / "etc")    # '..' stops at the root
     assert resolve_in_root(root, "/etc/../etc") == str(upper / "etc")
+
+
+def test_propagation_rules():
+    info = ("27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n"
+            "40 27 0:50 / /srv/shared rw shared:7 - tmpfs tmpfs rw\n"
+            "41 27 0:51 / /srv/slave rw master:7 - tmpfs tmpfs rw\n")
+    assert mounts.propagation_problem("/srv/shared/x", "rshared", info) is None
+    assert mounts.propagation_problem("/srv/slave/x", "rslave", info) is None
+    assert mounts.propagation_problem("/srv/slave", "rshared", info) == \
+        "path /srv/slave is mounted on /srv/slave but it is not a shared mount"
+    assert mounts.propagation_problem("/var/tmp/d", "rslave", info) == \
+        "path /var/tmp/d is mounted on / but it is not a shared or slave mount"
+    assert mounts.propagation_problem("/var/tmp/d", "rprivate", info) is None
+    assert mounts.rootfs_propagation([{"options": ["rbind", "rslave"]}]) == "rslave"
+    assert mounts.rootfs_propagation([{"options": ["rbind", "rslave"]},
+                                      {"options": ["rbind", "shared"]}]) == "rshared"
+    assert mounts.rootfs_propagation([{"options": ["rbind", "rprivate"]}]) is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 
+from skiff.engine.mounts import rootfs_propagation
 from skiff.errors import InvalidArgument
 from skiff.oci import spec as oci_spec
 
@@ -89,6 +90,9 @@ def build_spec(*, args: list[str], env: list[str], cwd: str, user: tuple[int, in
         if warnings is not None:
             warnings.extend(found)
     spec["mounts"] = order_mounts(spec["mounts"], defaults)
+    propagation = rootfs_propagation(spec["mounts"][defaults:])   # shared/slave binds
+    if propagation:
+        spec["linux"]["rootfsPropagation"] = propagation
     return spec
 
 

@@ -317,5 +317,39 @@ def inspect_mounts(points: list[dict]) -> list[dict]:
     return out
 
 
+def rootfs_propagation(mounts: list[dict]) -> str | None:
+    """docker's rule: the root is made rshared when a mount asks for shared propagation
+    (so that its events reach the host), rslave when one asks for slave; None otherwise."""
+    options = {o for m in mounts for o in m.get("options") or ()}
+    if options & {"shared", "rshared"}:
+        return "rshared"
+    if options & {"slave", "rslave"}:
+        return "rslave"
+    return None
+
+
+def propagation_problem(source: str, propagation: str, mountinfo: str) -> str | None:
+    """docker's check at start: a shared bind needs a source on a shared mount, a slave one
+    a source on a shared or slave mount; the error text, or None."""
+    if propagation not in ("shared", "rshared", "slave", "rslave"):
+        return None
+    best, fields = "", []
+    for line in mountinfo.splitlines():
+        parts = line.split()
+        if len(parts) < 7:
+            continue
+        point = parts[4].replace("\\040", " ")
+        inside = source == point or source.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, fields = point, parts[6:parts.index("-")] if "-" in parts else []
+    shared = any(f.startswith("shared:") for f in fields)
+    slave = any(f.startswith("master:") for f in fields)
+    if propagation in ("shared", "rshared") and not shared:
+        return f"path {source} is mounted on {best} but it is not a shared mount"
+    if propagation in ("slave", "rslave") and not (shared or slave):
+        return f"path {source} is mounted on {best} but it is not a shared or slave mount"
+    return None
+
+
 def volume_names(points: list[dict]) -> list[str]:
     return [p["Name"] for p in points if p["Type"] == "volume" and p.get("Name")]

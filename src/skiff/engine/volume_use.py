@@ -93,8 +93,18 @@ class VolumeUse:
 
         done: list[dict] = []
         rootfs_mounts = None
+        mountinfo = None
         try:
             for point in points:
+                if point["Type"] == "bind" and point.get("Propagation") not in (
+                        "", "private", "rprivate"):
+                    if mountinfo is None:
+                        with open("/proc/self/mountinfo") as f:
+                            mountinfo = f.read()
+                    problem = _mounts.propagation_problem(
+                        os.path.realpath(point["Source"]), point["Propagation"], mountinfo)
+                    if problem:
+                        raise RuntimeFailure(problem)
                 if point["Type"] != "volume":
                     continue
                 self.volumes.mount(point["Name"], cid)
