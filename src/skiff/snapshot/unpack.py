@@ -276,7 +276,6 @@ class _Extractor:
                     self.set_opaque(base, dirfd)
                 self.metadata(info, base, dirfd, tuple(parts))
             elif info.isreg():
-                self.clear(base, dirfd)
                 self.regular(tar, info, base, dirfd)
             elif info.issym():
                 self.clear(base, dirfd)
@@ -298,8 +297,12 @@ class _Extractor:
             os.close(dirfd)
 
     def regular(self, tar: TarStream, info: tarfile.TarInfo, base: str, dirfd: int):
-        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=dirfd)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:  # a new name (the common case) needs no look-up first
+            fd = os.open(base, flags, 0o600, dir_fd=dirfd)
+        except FileExistsError:  # replaced within the layer (O_EXCL never follows a link)
+            self.clear(base, dirfd)
+            fd = os.open(base, flags, 0o600, dir_fd=dirfd)
         try:
             remaining = info.size
             while remaining > 0:
