@@ -132,3 +132,21 @@ def test_peer_pulls_what_skiff_pushed_and_pushes_to_skiff(daemon, pushed, regist
     assert client.containers.run(theirs, ["echo", peer], remove=True) == \
         peer.encode() + b"\n"
     client.images.remove(theirs)
+
+
+def test_multi_layer_pull_into_an_empty_store(daemon, pushed):
+    """Every layer unpacks while it downloads, side by side, each checked against its chain
+    (the last test of the module: it empties the daemon's image store)."""
+    repo, image = pushed
+    client = daemon.client()
+    for c in client.containers.list(all=True):
+        c.remove(force=True)
+    for img in client.images.list():
+        client.images.remove(img.id, force=True)
+    result = daemon.cli("pull", f"{repo}:v1")
+    assert result.returncode == 0, result.stderr.decode() + daemon.log()
+    assert result.stdout.count(b"Pull complete") == 2
+    pulled = client.images.get(f"{repo}:v1")
+    assert pulled.id == image.id
+    out = client.containers.run(f"{repo}:v1", ["sh", "-c", PROBE], remove=True)
+    assert out.split() == [b"peers", b"group-gone"]

@@ -297,7 +297,8 @@ def _transfer(images, client: RegistryClient, repo: str, ref: reference.Referenc
     unpacked: set[str] = set()     # snapshots the downloads made
     lock = threading.Lock()
 
-    def download(layer: oci_image.Descriptor, chain: str, diff_id: str) -> None:
+    def download(layer: oci_image.Descriptor, chain: str, diff_id: str,
+                 parent: str | None) -> None:
         """Download the layer and unpack it as it arrives: the same bytes go into the
         content store and through the decompressor into the snapshot. The blob is checked
         (size, digest) before the snapshot becomes visible; the snapshot is checked against
@@ -325,7 +326,7 @@ def _transfer(images, client: RegistryClient, repo: str, ref: reference.Referenc
                     with lock:
                         ingested.add(layer.digest)
 
-                snapshots.unpack_fileobj(chain, None, tee, layer.media_type,
+                snapshots.unpack_fileobj(chain, parent, tee, layer.media_type,
                                          expected_diff_id=diff_id, name=layer.digest,
                                          before_commit=verified)
                 with lock:
@@ -342,8 +343,10 @@ def _transfer(images, client: RegistryClient, repo: str, ref: reference.Referenc
                               thread_name_prefix="skiff-pull")
     futures = []
     try:
-        futures += [pool.submit(download, layer, chain, diff_id)
-                    for layer, chain, diff_id in zip(manifest.layers, chains, config.diff_ids)]
+        parents = [None] + chains[:-1]
+        futures += [pool.submit(download, layer, chain, diff_id, parent)
+                    for layer, chain, diff_id, parent in zip(manifest.layers, chains,
+                                                             config.diff_ids, parents)]
         parent = None
         for layer, chain, diff_id, future in zip(manifest.layers, chains, config.diff_ids,
                                                  futures):
