@@ -103,6 +103,11 @@ def own_cgroup() -> str:
     return paths.get("memory") or paths.get("") or "/"
 
 
+# A bench daemon's own bridge, subnet and nft table, never a developer's skiff0.
+BENCH_NETWORK_FLAGS = ["--bridge", "skbenchrun0", "--bip", "10.86.254.1/24", "--nft-table",
+                       "skiff_benchrun", "--default-address-pool", "base=10.86.16.0/20,size=28"]
+
+
 class Skiff:
     name = "skiff"
 
@@ -112,15 +117,15 @@ class Skiff:
         self.proc = subprocess.Popen(
             [command("skiffd"), "--root", os.path.join(self.dir, "root"),
              "--exec-root", os.path.join(self.dir, "run"), "-H", f"unix://{self.sock}",
-             "--cgroup-parent", "skiff-bench"],
+             "--cgroup-parent", "skiff-bench", *BENCH_NETWORK_FLAGS],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "skiffd.log"), "w"))
         wait_for_socket(self.sock)
         self.cli = [command("skiff"), "-H", f"unix://{self.sock}"]
         sh(self.cli + ["load", "-q", "-i", os.path.join(IMAGES, "busybox.tar")])
         return self
 
-    def run_cmd(self):
-        return self.cli + ["run", "--rm", "busybox", "true"]
+    def run_cmd(self):   # as the peers': no network (bench/network.py measures that)
+        return self.cli + ["run", "--rm", "--network", "none", "busybox", "true"]
 
     def __exit__(self, *exc):
         self.proc.send_signal(signal.SIGTERM)
@@ -134,6 +139,10 @@ class Skiff:
         subprocess.run(["umount", "-R", self.dir], stderr=subprocess.DEVNULL)
         shutil.rmtree(self.dir, ignore_errors=True)
         remove_cgroup_parent("skiff-bench")
+        # the bench daemon's own bridge and nft table (made when a container first used them)
+        subprocess.run(["ip", "link", "del", BENCH_NETWORK_FLAGS[1]], stderr=subprocess.DEVNULL)
+        subprocess.run(["nft", "delete", "table", "ip", BENCH_NETWORK_FLAGS[5]],
+                       stderr=subprocess.DEVNULL)
 
 
 def remove_cgroup_parent(name: str) -> None:

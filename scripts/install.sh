@@ -14,8 +14,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Debian packages: busybox-static for the test image, runc and crun to compare our runtime
-# with, libseccomp for seccomp filters, iproute2 and nftables for networking.
-debs="busybox-static runc crun libseccomp2 iproute2 nftables docker-registry skopeo umoci"
+# with, libseccomp for seccomp filters, iproute2 and nftables for networking, iperf3 for
+# bench/network.py.
+debs="busybox-static runc crun libseccomp2 iproute2 nftables iperf3 docker-registry skopeo umoci"
 missing=""
 for p in $debs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -34,6 +34,18 @@ def cgroup_dirs_under(name: str) -> list[str]:
     return found
 
 
+DAEMON_NETWORKS: list[dict] = []   # every Daemon's bridge and nft table, this session
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Test modules with daemons of their own (subclasses of Daemon) tear them down their
+    own way: their bridges and nft tables go here, once every daemon has stopped."""
+    from tests.integration import netfixture
+
+    for net in DAEMON_NETWORKS:
+        netfixture.cleanup(net)
+
+
 def netfixture_flags(net: dict) -> list[str]:
     from tests.integration import netfixture
 
@@ -53,6 +65,7 @@ class Daemon:
         from tests.integration import netfixture   # its own bridge, subnet, nft table
 
         self.net = netfixture.pick(os.path.basename(tmp))
+        DAEMON_NETWORKS.append(self.net)   # swept at the session's end, whoever stops it
         self.bridges: list[str] = []
 
     def start(self) -> None:

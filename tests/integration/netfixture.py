@@ -92,3 +92,16 @@ def netns_files(exec_root: str) -> list[str]:
         return os.listdir(os.path.join(exec_root, "netns"))
     except FileNotFoundError:
         return []
+
+
+def settled(probe, want, timeout: float = 5.0):
+    """probe() once it equals `want` (or its last value after `timeout`): veths go with
+    their namespace, which the kernel tears down a moment after the container's end."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value == want or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)

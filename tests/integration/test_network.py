@@ -95,7 +95,8 @@ def test_inspect_network_settings_and_addresses_released(daemon):
     finally:
         c.remove(force=True)
     # the veth and the namespace file went with it
-    assert netfixture.links_of({daemon.net["bridge"]}) in ([daemon.net["bridge"]], [])
+    bridge = daemon.net["bridge"]
+    assert netfixture.settled(lambda: netfixture.links_of({bridge}), [bridge]) == [bridge]
     assert netfixture.netns_files(daemon.exec_root) == []
 
 

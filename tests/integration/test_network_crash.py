@@ -67,7 +67,7 @@ def test_kill_9_restart_keeps_survivors_and_cleans_the_dead(daemon):
         # the dead one's veth, namespace file and DNAT rule are gone ...
         assert not os.path.exists(dead_netns)
         assert f"tcp dport {dead_port}" not in rules(daemon)
-        assert len(netfixture.links_of({bridge})) == 3
+        assert netfixture.settled(lambda: len(netfixture.links_of({bridge})), 3) == 3
         # ... the survivors answer by name (DNS is back) and on their published port
         code, output = probe.exec_run(["sh", "-c", HTTP_GET.format(host=keep.name)])
         assert output.decode().strip() == keep.id[:12]
@@ -81,7 +81,7 @@ def test_kill_9_restart_keeps_survivors_and_cleans_the_dead(daemon):
         for c in (keep, dead, probe):
             c.remove(force=True)
         network.remove()
-    assert netfixture.links_of({bridge}) == []
+    assert netfixture.settled(lambda: netfixture.links_of({bridge}), []) == []
     assert netfixture.netns_files(daemon.exec_root) == []
     text = rules(daemon)
     assert bridge not in text and "dnat to" not in text
@@ -100,7 +100,8 @@ def test_failed_start_leaves_nothing(daemon):
                             f"{port}:80", "busybox", "true")
         assert result.returncode == 125
         assert b"port is already allocated" in result.stderr
-        assert [n for n in netfixture.links_of({bridge}) if n != bridge] == before
+        assert netfixture.settled(
+            lambda: [n for n in netfixture.links_of({bridge}) if n != bridge], before) == before
         assert netfixture.netns_files(daemon.exec_root) == []
         assert f"dport {port}" not in rules(daemon)
     finally:
@@ -120,9 +121,10 @@ def test_everything_removed_leaves_no_link_rule_or_file(daemon):
     for n in networks:
         n.remove()
     bridges = {"br-" + n.id[:12] for n in networks}
-    assert netfixture.links_of(bridges) == []
+    assert netfixture.settled(lambda: netfixture.links_of(bridges), []) == []
     # of the default bridge only the bridge itself may stay (as docker0 does), with no veth
-    assert netfixture.links_of({daemon.net["bridge"]}) in ([], [daemon.net["bridge"]])
+    assert netfixture.settled(lambda: netfixture.links_of({daemon.net["bridge"]}),
+                              [daemon.net["bridge"]]) in ([], [daemon.net["bridge"]])
     assert netfixture.netns_files(daemon.exec_root) == []
     text = rules(daemon)
     assert "dnat to" not in text and not any(b in text for b in bridges)

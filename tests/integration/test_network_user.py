@@ -268,7 +268,7 @@ def test_cli_network_commands_and_events(daemon):
     actions = events.split()
     assert actions[0] == "create" and actions[-1] == "destroy"
     assert "connect" in actions and "disconnect" in actions
-    assert "br-" + nid[:12] not in netfixture.links_of({"br-" + nid[:12]})
+    assert netfixture.settled(lambda: netfixture.links_of({"br-" + nid[:12]}), []) == []
 
 
 def test_prune_removes_unused_networks_only(daemon):
@@ -285,7 +285,8 @@ def test_prune_removes_unused_networks_only(daemon):
     finally:
         c.remove()
         used.remove()
-    assert not netfixture.links_of({"br-" + used.id[:12], "br-" + unused.id[:12]})
+    assert netfixture.settled(lambda: netfixture.links_of(
+        {"br-" + used.id[:12], "br-" + unused.id[:12]}), []) == []
 
 
 def test_dns_options_hosts_and_names(daemon, net):

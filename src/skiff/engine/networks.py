@@ -25,6 +25,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 
 from skiff.errors import Conflict, Forbidden, InvalidArgument, NotFound
@@ -97,6 +98,7 @@ class NetworkService:
         self.containers = None        # the ContainerService, set by the Engine
         self._dns = None
         self._nft_lock = threading.Lock()
+        self._bridges_seen: set[str] = set()
         with db.transaction() as cur:
             for statement in SCHEMA:
                 cur.execute(statement)
@@ -345,6 +347,7 @@ class NetworkService:
     def _drop_bridge(self, doc: dict) -> None:
         from skiff.network import links
 
+        self._bridges_seen.discard(self.bridge_name(doc))
         try:
             links.delete_link(self.bridge_name(doc))
         except Exception as exc:
@@ -534,6 +537,7 @@ class NetworkService:
         cid = record.id
         if not self._endpoints(container_id=cid):
             return
+        started = time.perf_counter()
         try:
             attached = await asyncio.to_thread(self._setup_sync, record)
             if attached:
@@ -543,6 +547,8 @@ class NetworkService:
             raise
         for net, _ep in self._ordered(cid):
             self._emit(net, "connect", container=cid)
+        log.debug("network of %s set up in %.1f ms", cid[:12],
+                  (time.perf_counter() - started) * 1000)
 
     def _setup_sync(self, record) -> bool:
         from skiff.network import netns
@@ -551,16 +557,7 @@ class NetworkService:
         path = self.netns_path(cid)
         netns.remove(path)   # a crash's leftover
         netns.create(path)
-        from skiff.network import links
-
-        links.lo_up(path)
-        fresh = False
-        for net, _ep in self._ordered(cid):
-            if not links.exists(self.bridge_name(net)):   # the default one is made when
-                self._make_bridge(net)                     # first used
-                fresh = True
-        if fresh:
-            self._refresh_rules()
+        self._ensure_bridges([net for net, _ep in self._ordered(cid)])
         first = True
         user_defined = False
         for net, ep in self._ordered(cid):
@@ -570,6 +567,23 @@ class NetworkService:
         self._publish(record)
         self.write_hosts(record)
         return user_defined
+
+    def _ensure_bridges(self, nets: list[dict], recheck: bool = False) -> None:
+        """The bridges of `nets` exist (the default one is made when first used); a bridge
+        seen once is not looked up again unless `recheck` (an attach found it missing)."""
+        from skiff.network import links
+
+        fresh = False
+        for net in nets:
+            name = self.bridge_name(net)
+            if name in self._bridges_seen and not recheck:
+                continue
+            if not links.exists(name):
+                self._make_bridge(net)
+                fresh = True
+            self._bridges_seen.add(name)
+        if fresh:
+            self._refresh_rules()
 
     def _plug(self, cid: str, net: dict, ep: dict, path: str, default_route: bool) -> None:
         """An address for the endpoint (in one transaction) and its veth pair."""
@@ -593,21 +607,32 @@ class NetworkService:
             self.db.query("UPDATE endpoints SET ip = ?, doc = ? WHERE network_id = ? AND "
                           "container_id = ?", (ip, json.dumps(doc), net["Id"], cid))
         gateway = None if (net["Internal"] or not default_route) else str(config.gateway)
-        links.attach(path, self.bridge_name(net), links.host_ifname(cid, net["Id"]), ifname, ip,
-                     config.subnet.prefixlen, mac, gateway)
+        args = (path, self.bridge_name(net), links.host_ifname(cid, net["Id"]), ifname, ip,
+                config.subnet.prefixlen, mac, gateway)
+        try:
+            links.attach(*args)
+        except links.BridgeMissing:   # removed behind our back: make it again
+            self._ensure_bridges([net], recheck=True)
+            links.attach(*args)
 
     async def release(self, cid: str, *, emit: bool = True) -> None:
         """After the container stopped (or failed to start): veths, namespace file, addresses,
         published ports and DNS go; endpoint rows stay for the next start."""
+        started = time.perf_counter()
         if self._dns is not None:
             self._dns.stop(cid)
         had = await asyncio.to_thread(self._release_sync, cid)
+        log.debug("network of %s released in %.1f ms", cid[:12],
+                  (time.perf_counter() - started) * 1000)
         if emit:
             for net in had:
                 self._emit(net, "disconnect", container=cid)
 
     def _release_sync(self, cid: str) -> list[dict]:
-        from skiff.network import links, netns
+        """The veths are not deleted one by one (each deletion waits for RCU grace periods,
+        ~20 ms): they go with the namespace, which the kernel tears down once the file is
+        unmounted and the container's last process is gone."""
+        from skiff.network import netns
 
         had = []
         for ep in self._endpoints(container_id=cid):
@@ -617,10 +642,6 @@ class NetworkService:
                 continue
             if ep["ip"]:
                 had.append(net)
-            try:
-                links.delete_link(links.host_ifname(cid, net["Id"]))
-            except Exception as exc:
-                log.warning("removing veth of %s: %s", cid[:12], exc)
         with self.db.transaction() as cur:
             cur.execute("UPDATE endpoints SET ip = NULL WHERE container_id = ? AND "
                         "json_extract(doc, '$.static_ip') = ''", (cid,))

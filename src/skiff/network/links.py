@@ -6,11 +6,16 @@ outside the asyncio loop's thread: pyroute2's synchronous API runs an event loop
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import ipaddress
 import os
 
 from skiff.network import netns
+
+
+class BridgeMissing(OSError):
+    pass
 
 
 def _ipr():
@@ -77,12 +82,22 @@ def attach(netns_path: str, bridge: str, host_name: str, ifname: str, ip: str,
     with _ipr() as ipr:
         bridge_index = ipr.link_lookup(ifname=bridge)
         if not bridge_index:
-            raise OSError(f"bridge {bridge} is missing")
-        ipr.link("add", ifname=host_name, kind="veth", **extra,
-                 peer={"ifname": ifname, "address": mac, "net_ns_fd": netns_path, **extra})
+            raise BridgeMissing(f"bridge {bridge} is missing")
+        def add():
+            ipr.link("add", ifname=host_name, kind="veth", master=bridge_index[0], **extra,
+                     peer={"ifname": ifname, "address": mac, "net_ns_fd": netns_path,
+                           **extra})
         try:
-            index = ipr.link_lookup(ifname=host_name)[0]
-            ipr.link("set", index=index, master=bridge_index[0], state="up")
+            add()
+        except Exception as exc:
+            # the same container's previous veth, still waiting for the kernel to tear its
+            # namespace down (a restart right after an exit): remove it now
+            if getattr(exc, "code", None) != errno.EEXIST:
+                raise
+            delete_link(host_name)
+            add()
+        try:
+            ipr.link("set", ifname=host_name, state="up")
             netns.run_in(netns_path, lambda: _configure_inside(ifname, ip, prefixlen,
                                                                 gateway))
         except BaseException:
