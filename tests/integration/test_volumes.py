@@ -630,3 +630,14 @@ def test_bind_propagation(sdk, hostdir):
         subprocess.run(["umount", sub], stderr=subprocess.DEVNULL)
         subprocess.run(["umount", hostdir], stderr=subprocess.DEVNULL)
     assert mounts_under(hostdir) == []
+
+
+def test_generic_inspect_finds_volumes(daemon, sdk, name):
+    sdk.volumes.create(name)
+    try:
+        for args in (("inspect", name), ("inspect", "--type", "volume", name)):
+            result = daemon.cli(*args)
+            assert result.returncode == 0, result.stderr
+            assert json.loads(result.stdout)[0]["Mountpoint"].endswith(f"/{name}/_data")
+    finally:
+        cleanup_volume(sdk, name)

@@ -100,3 +100,25 @@ def test_anonymous_volume_rm_v(docker):
     assert docker("volume", "ls", "-q")[1].split().count(anon) == 1
     assert docker("rm", "-v", name)[0] == 0
     assert anon not in docker("volume", "ls", "-q")[1].split()
+
+
+def test_volume_prune(docker):
+    name = "dv-" + uuid.uuid4().hex[:8]
+    label = f"prune-{name}"
+    assert docker("volume", "create", "--label", label, name)[0] == 0
+    status, _, err = docker("create", "--label", label, "-v", "/anon", "busybox", "true")
+    assert status == 0, err
+    status, out, _ = docker("ps", "-aq", "--filter", f"label={label}")
+    container = out.strip()
+    anon = docker("inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", container)[1].strip()
+    assert docker("rm", container)[0] == 0          # without -v: the volume stays, unused
+    status, out, err = docker("volume", "prune", "-f")
+    assert status == 0, err
+    assert anon in out and name not in out           # anonymous only (API >= 1.42)
+    assert "Total reclaimed space:" in out
+    status, out, err = docker("volume", "prune", "-a", "-f", "--filter", f"label={label}")
+    assert status == 0, err
+    assert name in out
+    assert name not in docker("volume", "ls", "-q")[1].split()
+    status, out, _ = docker("inspect", "--type", "volume", name)
+    assert status == 1
