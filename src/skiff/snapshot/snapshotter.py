@@ -152,8 +152,9 @@ class Snapshotter:
                                       f"diff id is {result.diff_id}, the config says "
                                       f"{expected_diff_id}")
             if chain_id(parent_chain, result.diff_id) != chain:
-                raise InvalidArgument(f"layer {name} (diff id {result.diff_id}) does not "
-                                      f"produce chain id {chain}")
+                raise InvalidArgument(f"layer {name} (diff id {result.diff_id}) on "
+                                      f"{parent_chain or 'no parent'} does not produce chain "
+                                      f"id {chain}")
             if before_commit is not None:
                 before_commit()
             meta = {"diff_id": result.diff_id, "parent": parent_chain or "",
@@ -210,43 +211,6 @@ class Snapshotter:
             tmp = None
             _fsync_dir(self.dir)
             return chain, result.diff_id, True
-        finally:
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
-
-    def adopt(self, parent_chain: str | None, diff_id: str, source: str, *,
-              size: int = 0, tar_size: int = 0) -> tuple[str, bool]:
-        """Make the directory `source` the committed snapshot of the layer `diff_id` on
-        `parent_chain`, by renaming it (nothing is copied): for a layer whose files were
-        written in overlay form by the caller (a build step's directory, a container's upper
-        dir), and whose tar the caller wrote from that same directory (so `diff_id` is its
-        digest). `source` must be on this root's file system; it is gone afterwards (moved,
-        or removed when the snapshot already existed). Returns (chain id, whether new)."""
-        if parent_chain is not None and not self.exists(parent_chain):
-            raise NotFound(f"parent snapshot {parent_chain} does not exist")
-        chain = chain_id(parent_chain, diff_id)
-        target = os.path.join(self.dir, _hex(chain))
-        if os.path.isdir(target):
-            shutil.rmtree(source, ignore_errors=True)
-            return chain, False
-        tmp = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.dir)
-        try:
-            fs = os.path.join(tmp, "fs")
-            os.rename(source, fs)
-            os.chmod(fs, 0o755)
-            meta = {"diff_id": diff_id, "parent": parent_chain or "",
-                    "info.json": json.dumps({"size": size, "tar_size": tar_size})}
-            for meta_name, text in meta.items():
-                _write_synced(os.path.join(tmp, meta_name), text)
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                if not os.path.isdir(target):
-                    raise
-                return chain, False
-            tmp = None
-            _fsync_dir(self.dir)
-            return chain, True
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
