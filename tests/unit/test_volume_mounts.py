@@ -168,3 +168,13 @@ def test_propagation_rules():
     assert mounts.rootfs_propagation([{"options": ["rbind", "rslave"]},
                                       {"options": ["rbind", "shared"]}]) == "rshared"
     assert mounts.rootfs_propagation([{"options": ["rbind", "rprivate"]}]) is None
+
+
+def test_copy_up_shifts_owners_through_id_maps():
+    from skiff.engine.copyup import map_id
+
+    maps = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    assert map_id(0, maps) == 100000 and map_id(1000, maps) == 101000
+    assert map_id(100005, maps) == 100005      # already shifted (the container's writes)
+    assert map_id(70000, maps) == 65534        # outside the maps: the overflow id
+    assert map_id(1000, None) == 1000

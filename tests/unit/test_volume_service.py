@@ -178,3 +178,10 @@ def test_prune_version_rule():
     assert prune_everything("1.45", {"all": ["0"]}) is False
     with pytest.raises(InvalidArgument):
         prune_everything("1.45", {"all": ["yes please"]})
+
+
+def test_new_volumes_owned_by_the_remapped_root(service, tmp_path):
+    service.owner = lambda: (100000, 100000)
+    service.create("remapped")
+    st = os.stat(tmp_path / "volumes" / "remapped" / "_data")
+    assert (st.st_uid, st.st_gid) == (100000, 100000)

@@ -90,6 +90,7 @@ class Engine:
         self.volumes = VolumeService(self.config.root, self.db, self.events)
         self.volume_use = VolumeUse(self.volumes, self.events, self.containers.records)
         self.volumes.users = self.volume_use.users
+        self.volumes.owner = lambda: self.userns.root if getattr(self, "userns", None) else None
         self.containers.volume_use = self.volume_use
         self.containers.exited_hooks.append(self.volume_use.stopped)
 

@@ -90,12 +90,29 @@ def might_have(rootfs_mounts: list[dict], path: str) -> bool:
     return False
 
 
-def copy_up(rootfs_mounts: list[dict], path: str, dest: str) -> bool:
+def map_id(value: int, mappings: list[dict] | None) -> int:
+    """A container id as the host sees it under a user namespace's maps (an id already in a
+    host range stays: the container's own writes are stored shifted)."""
+    if not mappings:
+        return value
+    for m in mappings:
+        if m["hostID"] <= value < m["hostID"] + m["size"]:
+            return value
+    for m in mappings:
+        if m["containerID"] <= value < m["containerID"] + m["size"]:
+            return m["hostID"] + value - m["containerID"]
+    return 65534
+
+
+def copy_up(rootfs_mounts: list[dict], path: str, dest: str, uid_maps=None,
+            gid_maps=None) -> bool:
     """Copy the image's `path` into the (empty) directory `dest`; False when the image has
-    no directory there (nothing to copy). Raises RuntimeError when the copy fails."""
+    no directory there (nothing to copy). Raises RuntimeError when the copy fails. With a
+    user namespace's maps, owners are shifted as the container will see them."""
     if not might_have(rootfs_mounts, path):
         return False
-    request = json.dumps({"mounts": rootfs_mounts, "path": path, "dest": dest})
+    request = json.dumps({"mounts": rootfs_mounts, "path": path, "dest": dest,
+                          "uid_maps": uid_maps, "gid_maps": gid_maps})
     result = subprocess.run([sys.executable, "-m", "skiff.engine.copyup"], input=request,
                             capture_output=True, text=True,
                             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
@@ -139,6 +156,15 @@ def _child(request: dict) -> int:
         st = os.stat(source)
         os.chown(dest, st.st_uid, st.st_gid)   # the volume's root takes the path's owner and
         os.chmod(dest, st.st_mode & 0o7777)    # mode, as docker's copyOwnership does
+        uids, gids = request.get("uid_maps"), request.get("gid_maps")
+        if uids or gids:
+            for dirpath, dirnames, filenames in os.walk(dest):
+                for entry in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
+                    est = os.lstat(entry)
+                    mode = est.st_mode & 0o7777
+                    os.lchown(entry, map_id(est.st_uid, uids), map_id(est.st_gid, gids))
+                    if not os.path.islink(entry) and mode & 0o6000:
+                        os.chmod(entry, mode)   # chown clears set-id bits: put them back
         return 0
     finally:
         # the namespace dies with us; unmount anyway so that the rmdir below succeeds

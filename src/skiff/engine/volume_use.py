@@ -118,8 +118,9 @@ class VolumeUse:
                                          f"volume {point['Name']}")
                 if point.get("CopyData", True) and not point.get("Subpath") and _empty(data):
                     if rootfs_mounts is None:
-                        rootfs_mounts = _rootfs_mounts(bundle_dir)
-                    copy_up(rootfs_mounts, point["Destination"], data)
+                        rootfs_mounts, linux = _bundle_facts(bundle_dir)
+                    copy_up(rootfs_mounts, point["Destination"], data,
+                            linux.get("uidMappings"), linux.get("gidMappings"))
         except BaseException as exc:
             for point in done:
                 self.volumes.unmount(point["Name"], cid)
@@ -177,15 +178,16 @@ class VolumeUse:
                 log.info("keeping volume %s: %s", volume.name, exc.message)
 
 
-def _rootfs_mounts(bundle_dir: str) -> list[dict]:
-    """The rootfs mounts the runtime makes, from the bundle's config.json."""
+def _bundle_facts(bundle_dir: str) -> tuple[list[dict], dict]:
+    """The rootfs mounts the runtime makes and config.json's `linux` (user namespace maps)."""
     import json
 
     from skiff.engine.bundle import ROOTFS_MOUNTS_ANNOTATION
 
     with open(os.path.join(bundle_dir, "config.json")) as f:
         spec = json.load(f)
-    return json.loads((spec.get("annotations") or {}).get(ROOTFS_MOUNTS_ANNOTATION) or "[]")
+    mounts = json.loads((spec.get("annotations") or {}).get(ROOTFS_MOUNTS_ANNOTATION) or "[]")
+    return mounts, spec.get("linux") or {}
 
 
 def _empty(path: str) -> bool:

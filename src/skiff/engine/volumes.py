@@ -122,6 +122,9 @@ class VolumeService:
         self.users = users or (lambda name: [])
         self._lock = threading.Lock()
         self._mounted_by: dict[str, set[str]] = {}   # host-mounted volume -> container ids
+        # owner() -> (uid, gid) of new volumes' _data: the remapped root under userns-remap
+        # (as docker's local driver), None for root
+        self.owner = lambda: None
 
     # ------------------------------------------------------------------ paths
     def mountpoint(self, name: str) -> str:
@@ -157,6 +160,9 @@ class VolumeService:
         # `restore` removes; the row makes the volume exist.
         os.makedirs(os.path.join(self.dir, name), mode=0o701, exist_ok=True)
         os.makedirs(self.mountpoint(name), mode=0o755, exist_ok=True)
+        ids = self.owner()
+        if ids and not is_bind(options):
+            os.chown(self.mountpoint(name), *ids)
         record = VolumeRecord(name, driver, rfc3339_nano().split(".")[0] + "Z", labels, options)
         stored, created = self.records.insert(record)
         if created:
