@@ -641,3 +641,22 @@ def test_generic_inspect_finds_volumes(daemon, sdk, name):
             assert json.loads(result.stdout)[0]["Mountpoint"].endswith(f"/{name}/_data")
     finally:
         cleanup_volume(sdk, name)
+
+
+def test_volume_that_cannot_mount_fails_the_start_and_leaks_nothing(sdk, daemon, name):
+    sdk.volumes.create(name, driver_opts={"type": "tmpfs", "device": "tmpfs",
+                                          "o": "size=bogus"})
+    container = sdk.containers.create("busybox", "true", volumes=[f"{name}:/t"])
+    try:
+        with pytest.raises(docker.errors.APIError) as info:
+            container.start()
+        message = str(info.value)
+        assert "error while mounting volume" in message
+        assert "failed to mount local volume" in message
+        assert message.count("error while mounting volume") == 1
+        assert mounts_under(os.path.join(daemon.root, "volumes")) == []
+        container.reload()
+        assert container.status == "created"
+    finally:
+        container.remove()
+    sdk.volumes.get(name).remove()

@@ -127,7 +127,9 @@ class VolumeUse:
             if isinstance(exc, (OSError, RuntimeError, SkiffError)) and \
                     not isinstance(exc, RuntimeFailure):
                 message = exc.message if isinstance(exc, SkiffError) else str(exc)
-                raise RuntimeFailure(f"error while mounting volume: {message}") from None
+                if not message.startswith("error while mounting volume"):
+                    message = f"error while mounting volume: {message}"
+                raise RuntimeFailure(message) from None
             raise
         for point in done:
             self.events.emit("volume", "mount", point["Name"], {
