@@ -10,6 +10,7 @@ import errno
 import hashlib
 import ipaddress
 import os
+import socket
 
 from skiff.network import netns
 
@@ -32,8 +33,11 @@ def host_ifname(container_id: str, network_id: str) -> str:
 
 
 def exists(name: str) -> bool:
-    with _ipr() as ipr:
-        return bool(ipr.link_lookup(ifname=name))
+    try:
+        socket.if_nametoindex(name)
+        return True
+    except OSError:
+        return False
 
 
 def set_sysctl(path: str, value: str) -> None:
@@ -77,43 +81,45 @@ def delete_link(name: str) -> None:
 def attach(netns_path: str, bridge: str, host_name: str, ifname: str, ip: str,
            prefixlen: int, mac: str, gateway: str | None, mtu: int | None = None) -> None:
     """A veth pair: `host_name` on `bridge`, `ifname` in the namespace with `ip` and `mac`,
-    and a default route via `gateway` when one is given."""
-    extra = {"mtu": mtu} if mtu else {}
-    with _ipr() as ipr:
-        bridge_index = ipr.link_lookup(ifname=bridge)
-        if not bridge_index:
-            raise BridgeMissing(f"bridge {bridge} is missing")
-        def add():
-            ipr.link("add", ifname=host_name, kind="veth", master=bridge_index[0], **extra,
-                     peer={"ifname": ifname, "address": mac, "net_ns_fd": netns_path,
-                           **extra})
-        try:
-            add()
-        except Exception as exc:
-            # the same container's previous veth, still waiting for the kernel to tear its
-            # namespace down (a restart right after an exit): remove it now
-            if getattr(exc, "code", None) != errno.EEXIST:
-                raise
-            delete_link(host_name)
-            add()
-        try:
-            ipr.link("set", ifname=host_name, state="up")
-            netns.run_in(netns_path, lambda: _configure_inside(ifname, ip, prefixlen,
-                                                                gateway))
-        except BaseException:
-            delete_link(host_name)
-            raise
+    `lo` and `ifname` up, and a default route via `gateway` when one is given (hand-built
+    rtnetlink requests: see rtnl.py for why)."""
+    from skiff.network.rtnl import Rtnl
+
+    try:
+        master = socket.if_nametoindex(bridge)
+    except OSError:
+        raise BridgeMissing(f"bridge {bridge} is missing") from None
+    fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with Rtnl() as rtnl:
+            try:
+                rtnl.veth(host_name, master, ifname, mac, fd, mtu)
+            except OSError as exc:
+                # the same container's previous veth, still waiting for the kernel to tear
+                # its namespace down (a restart right after an exit): remove it now
+                if exc.errno != errno.EEXIST:
+                    raise
+                delete_link(host_name)
+                rtnl.veth(host_name, master, ifname, mac, fd, mtu)
+    finally:
+        os.close(fd)
+    try:
+        netns.run_in(netns_path, lambda: _configure_inside(ifname, ip, prefixlen, gateway))
+    except BaseException:
+        delete_link(host_name)
+        raise
 
 
 def _configure_inside(ifname: str, ip: str, prefixlen: int, gateway: str | None) -> None:
-    with _ipr() as ipr:
-        lo = ipr.link_lookup(ifname="lo")[0]
-        ipr.link("set", index=lo, state="up")
-        index = ipr.link_lookup(ifname=ifname)[0]
-        ipr.addr("add", index=index, address=ip, prefixlen=prefixlen)
-        ipr.link("set", index=index, state="up")
+    from skiff.network.rtnl import LOOPBACK_INDEX, Rtnl
+
+    index = socket.if_nametoindex(ifname)
+    with Rtnl() as rtnl:
+        rtnl.link_up(LOOPBACK_INDEX)
+        rtnl.add_address(index, ip, prefixlen)
+        rtnl.link_up(index)
         if gateway:
-            ipr.route("replace", dst="0.0.0.0/0", gateway=gateway)
+            rtnl.default_route(gateway)
 
 
 def lo_up(netns_path: str) -> None:
