@@ -18,6 +18,7 @@ ImageService internals used (one place, `_commit`): `_lock`, `_Candidate`, `_unp
 
 from __future__ import annotations
 
+import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from skiff.registry.client import RegistryClient, RegistryUnavailable
 
 DEFAULT_CONCURRENCY = 3      # docker's max-concurrent-downloads
 DEFAULT_UPLOAD_CONCURRENCY = 5   # docker's max-concurrent-uploads
+STREAM_BUFFER = 1 << 20      # network reads of a layer that unpacks while it downloads
 PROGRESS_STEP = 512 * 1024   # emit a Downloading message at most every this many bytes
 
 Progress = Callable[[dict], None]
@@ -317,10 +319,10 @@ def _transfer(images, client: RegistryClient, repo: str, ref: reference.Referenc
         reader = client.open_blob(repo, layer, on_bytes)
         try:
             with store.writer(alg) as blob:
-                tee = _StoringReader(reader, blob, layer)
+                tee = io.BufferedReader(_StoringReader(reader, blob, layer), STREAM_BUFFER)
 
                 def verified() -> None:
-                    tee.drain()     # what the decompressor left (a trailer, padding)
+                    _drain(tee)     # what the decompressor left (a trailer, padding)
                     emit(message("Verifying Checksum", sid))
                     blob.commit(layer.digest, layer.size, durable=False)
                     with lock:
@@ -380,25 +382,32 @@ def _transfer(images, client: RegistryClient, repo: str, ref: reference.Referenc
     return record
 
 
-class _StoringReader:
+class _StoringReader(io.RawIOBase):
     """Reads a blob download, writing every byte into a BlobWriter as it passes (the blob is
-    stored and unpacked in one pass). Refuses more bytes than the descriptor says."""
+    stored and unpacked in one pass). Refuses more bytes than the descriptor says. Wrapped in
+    a BufferedReader, so that the decompressor's small reads cost one network read, one hash
+    update and one write per MiB."""
 
     def __init__(self, reader, blob, desc: oci_image.Descriptor):
         self.reader, self.blob, self.desc = reader, blob, desc
 
-    def read(self, n: int = -1) -> bytes:
-        data = self.reader.read(n if n is not None and n > 0 else 1 << 20)
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = self.reader.read(len(b))
         if data:
             if self.blob.size + len(data) > self.desc.size:
                 raise InvalidArgument(f"size mismatch for {self.desc.digest}: more than the "
                                       f"expected {self.desc.size} bytes")
             self.blob.write(data)
-        return data
+            b[:len(data)] = data
+        return len(data)
 
-    def drain(self) -> None:
-        while self.read(1 << 20):
-            pass
+
+def _drain(f) -> None:
+    while f.read(1 << 20):
+        pass
 
 
 def _commit(images, ref: reference.Reference, top_digest: str,

@@ -3,8 +3,9 @@
     result = apply_layer(open(blob, "rb"), "/var/lib/skiff/snapshots/.tmp-x/fs")
     result.diff_id   # sha256 of the uncompressed tar, to check against the image config
 
-Input: a layer blob, gzip- or zstd-compressed (zstd needs the `zstandard` module) or plain; the
-compression is recognised by its magic bytes, so the media type only sharpens error messages.
+Input: a layer blob, gzip- or zstd-compressed (zstd needs the `zstandard` module; gzip goes
+through isa-l's `isal` when installed, zlib otherwise) or plain; the compression is recognised
+by its magic bytes, so the media type only sharpens error messages.
 
 What a layer may hold: directories, regular files, symlinks (any target: they are content and
 are never followed here), hard links to entries of the same layer, character and block devices,
@@ -146,7 +147,11 @@ def decompressed(raw: BinaryIO, media_type: str | None = None):
     head = _read_exactly(raw, 6)
     stream = _Prefixed(head, raw)
     if head.startswith(_GZIP_MAGIC):
-        return gzip.GzipFile(fileobj=stream, mode="rb")
+        try:  # isa-l's inflate and CRC: three to four times zlib's speed, same checks
+            from isal import igzip
+        except ImportError:
+            return gzip.GzipFile(fileobj=stream, mode="rb")
+        return igzip.IGzipFile(fileobj=stream, mode="rb")
     if head.startswith(_ZSTD_MAGIC):
         try:
             import zstandard
@@ -449,6 +454,11 @@ def decode_errors() -> tuple[type[BaseException], ...]:
     import lzma
     errors: tuple[type[BaseException], ...] = (tarfile.TarError, EOFError, zlib.error,
                                                gzip.BadGzipFile, lzma.LZMAError)
+    try:
+        from isal import isal_zlib
+        errors += (isal_zlib.error,)
+    except ImportError:
+        pass
     try:
         import zstandard
     except ImportError:
