@@ -253,8 +253,7 @@ def main() -> None:
                 ratio = results[peer]["pull"]["median_ms"] / results["skiff"]["pull"]["median_ms"]
                 print(f"skiff throughput / {peer}: {ratio:.2f}x")
     if push_results:
-        print(f"\n{'engine':8} {'push':>12}   min..max   (docker, podman and skopeo gzip the "
-              f"layers; skiff sends them as stored)")
+        print(f"\n{'engine':8} {'push':>12}   min..max   (every engine gzips the layers)")
         for name, st in push_results.items():
             print(f"{name:8} {st['median_ms']:>9} ms   {st['min_ms']}..{st['max_ms']} ms")
     write_results(args.out, "pull", {"size_mb": args.size_mb, "compressed_bytes": compressed,
