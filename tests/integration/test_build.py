@@ -120,7 +120,7 @@ def test_basic_steps_run_and_history(sdk, ctxdir):
     history = [h["CreatedBy"] for h in sdk.api.history(image)]
     assert history[0] == '/bin/sh -c #(nop)  CMD ["cat" "/built"]'
     assert history[1].startswith('|1 V=1 /bin/sh -c echo "built $V $A"')
-    assert history[2].startswith("/bin/sh -c #(nop)  COPY dir:")
+    assert history[2].startswith("/bin/sh -c #(nop) COPY dir:")
     assert history[4] == "/bin/sh -c #(nop)  ENV A=hello B=x y"
 
 
@@ -421,6 +421,31 @@ def test_rm_false_keeps_step_containers_but_never_failed_ones(sdk, ctxdir, daemo
     sdk.api.remove_container(kept[0], force=True)
     _, messages = build(sdk, ctxdir, "FROM busybox\nRUN exit 2\n", rm=False)
     assert error_of(messages) and leftovers(daemon) == NOTHING
+
+
+def test_intermediate_images_listed_only_with_all(sdk, ctxdir):
+    image, _ = build(sdk, ctxdir, "FROM busybox\nENV STEP=1\nRUN echo x > /x\n",
+                     tag="cat-listed:1")
+    parent = sdk.api.inspect_image(image)["Parent"]
+    assert parent
+    assert parent not in [i.id for i in sdk.images.list()]
+    assert parent in [i.id for i in sdk.images.list(all=True)]
+
+
+def test_cache_from_a_loaded_image(sdk, ctxdir, daemon):
+    write(ctxdir, {"f": "content\n"})
+    dockerfile = ("FROM busybox\nENV A=1\nCOPY f /f\nRUN echo $RANDOM > /r\n"
+                  "CMD cat /r\n")
+    first, _ = build(sdk, ctxdir, dockerfile, tag="cat-cachefrom:1")
+    saved = os.path.join(daemon.dir, "cachefrom.tar")
+    assert daemon.cli("save", "-o", saved, "cat-cachefrom:1").returncode == 0
+    sdk.api.post(sdk.api._url("/build/prune"))
+    sdk.images.remove("cat-cachefrom:1")
+    assert daemon.cli("load", "-i", saved).returncode == 0   # no intermediate images now
+    os.unlink(saved)
+    again, messages = build(sdk, ctxdir, cache_from=["cat-cachefrom:1"])
+    assert text_of(messages).count("Using cache") == 4 and again == first
+    assert run(sdk, again) == run(sdk, first)
 
 
 def test_docker_py_high_level_build(sdk, ctxdir):

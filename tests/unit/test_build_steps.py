@@ -24,7 +24,7 @@ def test_label_expose_volume():
     cfg, text = apply("EXPOSE 80 $P 1000-1001/udp", env={"P": "53/udp"})
     assert set(cfg["ExposedPorts"]) == {"80/tcp", "53/udp", "1000/udp", "1001/udp"}
     cfg, text = apply('VOLUME ["/a", "/b c"]')
-    assert cfg["Volumes"] == {"/a": {}, "/b c": {}} and text == 'VOLUME ["/a" "/b c"]'
+    assert cfg["Volumes"] == {"/a": {}, "/b c": {}} and text == "VOLUME [/a /b c]"
     cfg, _ = apply("VOLUME /x $D", env={"D": "/y"})
     assert cfg["Volumes"] == {"/x": {}, "/y": {}}
     with pytest.raises(DockerfileError, match="invalid proto"):
@@ -60,6 +60,13 @@ def test_healthcheck():
     assert apply("HEALTHCHECK NONE")[0]["Healthcheck"] == {"Test": ["NONE"]}
     with pytest.raises(DockerfileError, match="invalid duration"):
         apply("HEALTHCHECK --interval=5 CMD true")
+
+
+def test_history_texts_as_docker_writes_them():
+    assert apply("EXPOSE 8080 53/udp")[1] == "EXPOSE 53/udp 8080"
+    assert apply("HEALTHCHECK --interval=30s --retries=2 CMD [\"true\"]")[1] == \
+        'HEALTHCHECK &{["CMD" "true"] "30s" "0s" "0s" \'\\x02\'}'
+    assert apply("HEALTHCHECK NONE")[1] == 'HEALTHCHECK &{["NONE"] "0s" "0s" "0s" \'\\x00\'}'
 
 
 def test_onbuild_and_maintainer():

@@ -163,6 +163,13 @@ def disk_usage(engine) -> dict:
             "Containers": out_containers, "Volumes": volumes, "BuildCache": []}
 
 
+def hide_intermediate(records) -> list:
+    """Without all=1 docker lists no untagged image that is another's parent (the images a
+    build makes for its steps, which stay as its cache)."""
+    parents = {r.parent for r in records if r.parent}
+    return [r for r in records if r.repo_tags or r.id not in parents]
+
+
 def _filtered(images, filters: dict) -> list:
     """`GET /images/json` filters as docker has them: dangling, reference (glob on the
     familiar name or name:tag), label / label!, before / since (another image), until."""
@@ -222,6 +229,8 @@ def routes(engine):
         validate_filters(filters, {"dangling", "reference", "label", "label!", "before",
                                    "since", "until"})
         found = await asyncio.to_thread(_filtered, images, filters)
+        if not request.flag("all"):
+            found = hide_intermediate(found)
         return json_response([image_summary(i) for i in found])
 
     async def inspect(request: Request):

@@ -41,6 +41,40 @@ def go_quote_list(items: list[str]) -> str:
     return "[" + " ".join(json.dumps(i, ensure_ascii=False) for i in items) + "]"
 
 
+def go_duration(ns: int) -> str:
+    """Go's time.Duration.String: 0s, 500ms, 1.5s, 1m30s, 1h0m0s."""
+    if ns == 0:
+        return "0s"
+    if ns < 10**9:
+        for unit, size in (("ms", 10**6), ("µs", 10**3), ("ns", 1)):
+            if ns >= size:
+                return _trim(ns / size) + unit
+    hours, rest = divmod(ns, 3600 * 10**9)
+    minutes, rest = divmod(rest, 60 * 10**9)
+    seconds = _trim(rest / 10**9) + "s"
+    if hours:
+        return f"{hours}h{minutes}m{seconds}"
+    if minutes:
+        return f"{minutes}m{seconds}"
+    return seconds
+
+
+def _trim(value: float) -> str:
+    text = f"{value:.9f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def go_quote_rune(value: int) -> str:
+    """Go's %q of an integer: a quoted character ('\\x02', 'A')."""
+    if 0x20 <= value < 0x7f:
+        ch = chr(value)
+        return "'\\" + ch + "'" if ch in "'\\" else "'" + ch + "'"
+    if value < 0x80:
+        named = {7: "a", 8: "b", 9: "t", 10: "n", 11: "v", 12: "f", 13: "r"}
+        return "'\\" + named[value] + "'" if value in named else f"'\\x{value:02x}'"
+    return "'" + chr(value) + "'" if chr(value).isprintable() else f"'\\u{value:04x}'"
+
+
 def _word(text: str, env: dict, escape: str, line: int) -> str:
     try:
         return expand_word(text, env, escape)
@@ -127,13 +161,11 @@ def apply_metadata(inst: Instruction, config: dict, env: dict[str, str],
         words = []
         for w in inst.args:
             words += _words(w, env, escape, line)
-        added = []
         for w in words:
             for p in _port(w, line):
                 ports[p] = {}
-                added.append(p)
         cfg["ExposedPorts"] = ports
-        return cfg, "EXPOSE " + " ".join(sorted(set(added)))
+        return cfg, "EXPOSE " + " ".join(sorted(words))
     if cmd == "volume":
         volumes = dict(cfg.get("Volumes") or {})
         paths = []
@@ -145,7 +177,7 @@ def apply_metadata(inst: Instruction, config: dict, env: dict[str, str],
                 raise DockerfileError("VOLUME specified can not be an empty string", line)
             volumes[p] = {}
         cfg["Volumes"] = volumes
-        return cfg, "VOLUME " + go_quote_list(paths)
+        return cfg, "VOLUME [" + " ".join(paths) + "]"   # Go's %v of a string list
     if cmd == "user":
         cfg["User"] = _word(inst.args[0], env, escape, line)
         return cfg, "USER " + cfg["User"]
@@ -181,7 +213,7 @@ def apply_metadata(inst: Instruction, config: dict, env: dict[str, str],
     if cmd == "healthcheck":
         if inst.args == ["NONE"]:
             cfg["Healthcheck"] = {"Test": ["NONE"]}
-            return cfg, 'HEALTHCHECK &{["NONE"] "0s" "0s" "0s" "0s" \'\\x00\'}'
+            return cfg, 'HEALTHCHECK &{["NONE"] "0s" "0s" "0s" \'\\x00\'}'
         test = ["CMD"] + inst.args[1:] if inst.json_form else \
             ["CMD-SHELL", inst.args[1]]
         check = {"Test": test}
@@ -204,7 +236,11 @@ def apply_metadata(inst: Instruction, config: dict, env: dict[str, str],
             if retries:
                 check["Retries"] = retries
         cfg["Healthcheck"] = check
-        return cfg, "HEALTHCHECK &{" + go_quote_list(test) + "}"
+        # Go's %v of docker's HealthConfig: durations as Go prints them, retries as %q does
+        return cfg, ("HEALTHCHECK &{" + go_quote_list(test) + " " + " ".join(
+            '"' + go_duration(check.get(k, 0)) + '"' for k in ("Interval", "Timeout",
+                                                               "StartPeriod")) +
+            " " + go_quote_rune(check.get("Retries", 0)) + "}")
     if cmd == "onbuild":
         trigger = inst.args[0]
         inner = trigger.split(None, 1)

@@ -352,16 +352,60 @@ class Build:
             entry["empty_layer"] = True
         return history + [entry]
 
-    async def _cached(self, state: _State, key: str) -> _State | None:
+    async def _cached(self, state: _State, key: str, created_by: str = "",
+                      empty: bool = False, cfg: dict | None = None) -> _State | None:
         if self.options.no_cache:
             return None
         image_id = self.cache.get(key, self.engine.images)
+        if image_id is None and self.cache_from and created_by:
+            image_id = await asyncio.to_thread(self._from_cache_sources, state, created_by,
+                                               empty, state.cfg if cfg is None else cfg)
+            if image_id is not None:
+                self.cache.put(key, image_id)
         if image_id is None:
             return None
         image = self.engine.images.get(image_id)
         self.emit(" ---> Using cache\n")
         return _State(stage=state.stage, image_id=image.id, config=image.config,
                       layers=list(image.layers), args=state.args, cmd_set=state.cmd_set)
+
+    def _from_cache_sources(self, state: _State, created_by: str, empty: bool,
+                            cfg: dict) -> str | None:
+        """--cache-from: an image whose history starts as this stage's does, with this step
+        next, supplies the step (docker's classic rule: its layers, our config). The image
+        itself when the step is its last; else an image of its first layers is made."""
+        history = list(state.config.get("history") or [])
+        diff_ids = [l["diffID"] for l in state.layers]
+        for source_id in sorted(self.cache_from):
+            try:
+                source = self.engine.images.get(source_id)
+            except NotFound:
+                continue
+            s_history = list((source.config or {}).get("history") or [])
+            s_layers = list(source.layers)
+            n = len(history)
+            if len(s_history) <= n or len(s_layers) < len(diff_ids) or \
+                    [l["diffID"] for l in s_layers[:len(diff_ids)]] != diff_ids:
+                continue
+            if any(a.get("created_by") != b.get("created_by") or
+                   bool(a.get("empty_layer")) != bool(b.get("empty_layer"))
+                   for a, b in zip(history, s_history[:n])):
+                continue
+            entry = s_history[n]
+            if entry.get("created_by") != created_by or bool(entry.get("empty_layer")) != empty:
+                continue
+            layers = s_layers[:len(diff_ids) + (0 if empty else 1)]
+            if len(layers) != len(diff_ids) + (0 if empty else 1):
+                continue
+            if len(s_history) == n + 1 and len(layers) == len(s_layers):
+                return source.id
+            config = dict(state.config)
+            config["config"] = _full_config(dict(cfg, Image=state.image_id or ""))
+            config["created"] = entry.get("created") or _now()
+            config["history"] = history + [entry]
+            new = self._record(state, config, None if empty else layers[-1])
+            return new.image_id
+        return None
 
     def _key(self, state: _State, kind: str, args, content: str = "") -> str:
         return BuildCache.key(state.image_id or "scratch:" + json.dumps(state.config,
@@ -371,7 +415,7 @@ class Build:
     async def _metadata(self, state: _State, cfg: dict, text: str, author: str = "") -> _State:
         created_by = "/bin/sh -c #(nop)  " + text
         key = self._key(state, "meta", [created_by, _full_config(cfg), author])
-        hit = await self._cached(state, key)
+        hit = await self._cached(state, key, created_by, True, cfg)
         if hit is not None:
             return hit
         created = _now()
@@ -490,9 +534,9 @@ class Build:
     async def _workdir(self, state: _State, inst: Instruction) -> _State:
         cfg, text = steps.apply_metadata(inst, state.cfg, self._vars(state), self.escape)
         path = cfg["WorkingDir"]
-        created_by = "/bin/sh -c #(nop)  " + text
+        created_by = "/bin/sh -c #(nop) " + text   # one space: docker's WORKDIR, COPY, ADD
         key = self._key(state, "workdir", [created_by])
-        hit = await self._cached(state, key)
+        hit = await self._cached(state, key, created_by, False, cfg)
         if hit is not None:
             return hit
         owner = await asyncio.to_thread(self._owner, state, cfg.get("User") or "", inst.line) \
@@ -552,7 +596,7 @@ class Build:
                                   "https://docs.docker.com/go/buildkit/ to learn how to build "
                                   "images with BuildKit enabled", inst.line)
         key = self._key(state, "run", [command, shown])
-        hit = await self._cached(state, key)
+        hit = await self._cached(state, key, created_by)
         if hit is not None:
             return hit
         state = await self._ensure_image(state)
@@ -711,11 +755,13 @@ class Build:
                 [f"url:{u}:{d}" for u, (_, d) in url_files.items()]
             if source_from:
                 digest_parts.append("from:" + source_id)
-            what = self._describe(found, heredoc_files, urls, content)
-            created_by = f"/bin/sh -c #(nop)  {keyword} {what} in {dest_path} "
+            what = self._describe(ctx, found, heredoc_files, urls, content)
+            if chown:
+                what = f"--chown={chown}{what}"   # docker's own text, without a space
+            created_by = f"/bin/sh -c #(nop) {keyword} {what} in {dest} "
             key = self._key(state, keyword.lower(), [dest_path, dest_is_dir, chown, mode],
                             "|".join(digest_parts))
-            hit = await self._cached(state, key)
+            hit = await self._cached(state, key, created_by)
             if hit is not None:
                 return hit
             owner = await asyncio.to_thread(self._owner, state, chown, inst.line) \
@@ -758,10 +804,12 @@ class Build:
                 await asyncio.to_thread(self._unmount, mount)
 
     @staticmethod
-    def _describe(found: list[str], heredocs: dict, urls: list[str], content: str) -> str:
+    def _describe(ctx, found: list[str], heredocs: dict, urls: list[str],
+                  content: str) -> str:
         hexpart = content.partition(":")[2] if content else ""
         if len(found) == 1 and not heredocs and not urls:
-            return ("dir:" if found[0] == "" or found[0].endswith("/") else "file:") + hexpart
+            is_dir = os.path.isdir(ctx.path(found[0])) and not os.path.islink(ctx.path(found[0]))
+            return ("dir:" if is_dir else "file:") + hexpart
         if heredocs and not found and not urls:
             return "heredoc:" + ",".join(heredocs)
         if urls and not found:
