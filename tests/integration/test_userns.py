@@ -1,8 +1,7 @@
 """User namespaces: a daemon with `userns-remap: default` (the user dockremap and its
 /etc/subuid, /etc/subgid ranges, made if missing as dockerd makes them) runs containers whose
-root is an unprivileged id on the host; `--userns=host` opts out.
-
-skiff-runtime does not do user namespaces yet: this daemon's default runtime is runc."""
+root is an unprivileged id on the host, with skiff's own runtime and with runc;
+`--userns=host` opts out."""
 
 import json
 import os
@@ -28,7 +27,7 @@ def _read(path):
 
 
 class RemapDaemon(Daemon):
-    extra = ["--userns-remap", "default", "--default-runtime", "runc"]
+    extra = ["--userns-remap", "default"]
 
     def start(self):
         if hasattr(self, "extra_args"):
@@ -51,12 +50,17 @@ class RemapDaemon(Daemon):
             time.sleep(0.02)
 
 
+@pytest.fixture(params=["skiff", "runc"])
+def runtime(request):
+    if request.param != "skiff" and not shutil.which(request.param):
+        pytest.skip(f"{request.param} is not installed")
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def remapped(test_images):
     if os.geteuid() != 0:
         pytest.skip("skiffd needs root")
-    if not shutil.which("runc"):
-        pytest.skip("runc is not installed")
     try:
         pwd.getpwnam("dockremap")
         made_user = False
@@ -121,7 +125,7 @@ def test_dockremap_is_made_with_ranges(remapped):
     assert uid >= 100000 and gid >= 100000
 
 
-def test_container_root_is_not_root_on_the_host(remapped, tmp_path):
+def test_container_root_is_not_root_on_the_host(remapped, runtime, tmp_path):
     uid, gid = _root_ids()
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -131,7 +135,7 @@ def test_container_root_is_not_root_on_the_host(remapped, tmp_path):
     os.chmod(secret, 0o600)
     client = remapped.client()
     container = client.containers.run(
-        "busybox", ["sleep", "300"], detach=True,
+        "busybox", ["sleep", "300"], detach=True, runtime=runtime,
         volumes={str(shared): {"bind": "/shared", "mode": "rw"},
                  str(secret): {"bind": "/secret", "mode": "ro"}})
     try:
@@ -157,12 +161,12 @@ def test_container_root_is_not_root_on_the_host(remapped, tmp_path):
         container.remove(force=True)
 
 
-def test_image_files_are_the_containers_and_layers_stay_intact(remapped):
+def test_image_files_are_the_containers_and_layers_stay_intact(remapped, runtime):
     client = remapped.client()
     container = client.containers.run(
         "busybox", ["sh", "-c", "ls -ln /bin/busybox; echo x > /etc/hosts && echo hosts-ok; "
                                 "rm /bin/ls && echo rm-ok; mkdir /made && ls -lnd /made"],
-        detach=True)
+        detach=True, runtime=runtime)
     try:
         assert container.wait(timeout=30)["StatusCode"] == 0
         out = container.logs().decode()
@@ -188,7 +192,6 @@ def test_userns_host_opts_out_and_bad_settings_are_refused(remapped):
                                 remove=True)
     assert out.split() == [b"0", b"0", b"4294967295"]
     cases = [({"Privileged": True}, "privileged mode is incompatible with user namespaces"),
-             ({"Runtime": "skiff"}, "not supported by the skiff runtime"),
              ({"UsernsMode": "bogus"}, "invalid USER mode: bogus"),
              ({"PidMode": "host"}, "Cannot share the host's PID namespace")]
     for host_config, message in cases:
@@ -202,3 +205,25 @@ def test_cli_userns_flag(remapped):
     result = remapped.cli("run", "--rm", "--userns", "host", "busybox", "id", "-u")
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"0\n"
+
+
+def test_exec_pause_and_a_daemon_restart(remapped, runtime):
+    uid, _gid = _root_ids()
+    client = remapped.client()
+    container = client.containers.run("busybox", ["sleep", "300"], detach=True,
+                                      runtime=runtime)
+    try:
+        code, out = container.exec_run(["sh", "-c", "id -u; sleep 30 & echo $!"])
+        assert code == 0 and out.split()[0] == b"0"
+        container.pause()
+        container.unpause()
+        remapped.stop()
+        remapped.start()
+        client = remapped.client()
+        code, out = client.containers.get(container.id).exec_run(["id", "-u"])
+        assert (code, out) == (0, b"0\n")
+        pid = client.api.inspect_container(container.id)["State"]["Pid"]
+        assert f"Uid:\t{uid}\t" in open(f"/proc/{pid}/status").read()
+    finally:
+        remapped.client().api.remove_container(container.id, force=True)
+    assert not [m for m in mounts_under(remapped.dir) if "/containers/" in m or "/layers/" in m]

@@ -285,7 +285,9 @@ def test_namespace_paths():
 @pytest.mark.parametrize("change, message", [
     (lambda s: s["linux"].update(namespaces=[{"type": "pid"}, {"type": "uts"}]),
      "mount namespace"),
-    (lambda s: s["linux"]["namespaces"].append({"type": "user"}), "user namespaces"),
+    (lambda s: s["linux"]["namespaces"].append({"type": "user"}), "uidMappings"),
+    (lambda s: s["linux"]["namespaces"].append({"type": "user", "path": "/proc/1/ns/user"}),
+     "joining a user namespace"),
     (lambda s: s["linux"].update(namespaces=[{"type": "mount"}]), "UTS namespace"),
     (lambda s: s["process"].update(terminal=True), "console socket"),
     (lambda s: s["process"].update(args=[]), "process.args"),

@@ -46,7 +46,6 @@ def test_apply_adds_the_namespace_and_maps_unless_host():
 @pytest.mark.parametrize("hc,runtime,message", [
     ({"Privileged": True}, "runc", "privileged mode is incompatible"),
     ({"NetworkMode": "host"}, "runc", "host's network namespace"),
-    ({}, "skiff", "not supported by the skiff runtime"),
 ])
 def test_apply_refuses_what_docker_refuses(hc, runtime, message):
     with pytest.raises(InvalidArgument, match=message):
@@ -68,3 +67,33 @@ def test_sysfs_is_bound_when_the_network_namespace_is_the_engines():
     assert out["mounts"][0]["type"] == "bind" and "ro" in out["mounts"][0]["options"]
     spec["linux"]["namespaces"][-1] = {"type": "network"}   # its own: sysfs mounts fine
     assert portable_config(spec, "/r")["mounts"][0]["type"] == "sysfs"
+
+
+def test_skiff_runtime_plan_for_a_user_namespace():
+    """The runtime's plan: the maps, BecomeRoot after the cgroup join with the bind sources
+    opened before it, devices bound from the host, a joined network namespace entered by
+    the runtime around the clone."""
+    from skiff.linux import ns
+    from skiff.runtime import plan as P
+    from skiff.runtime import steps as S
+    from skiff.runtime.host import Host
+    from skiff.oci.spec import default_spec
+
+    spec = default_spec(args=["true"], env=[], cwd="/", user=(0, 0, []), hostname="h",
+                        terminal=False, rlimits=[])
+    _remap().apply(spec, {}, "skiff")
+    spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"]
+                                   if n["type"] != "network"] + [
+        {"type": "network", "path": "/run/skiff/netns/x"}]
+    spec["linux"]["cgroupsPath"] = "/skiff-test/x"
+    plan = P.build(spec, bundle="/b", container_id="x", host=Host(False, []))
+    assert plan.clone_flags & ns.CLONE_NEWUSER and not plan.clone_flags & ns.CLONE_NEWNET
+    assert plan.id_maps[0][0]["hostID"] == 100000
+    assert plan.parent_joins == [("network", "/run/skiff/netns/x")]
+    kinds = [type(st) for st in plan.steps]
+    assert S.MakeDevice not in kinds and S.JoinNamespace not in kinds
+    at = kinds.index(S.BecomeRoot)
+    assert kinds[at - 1] is S.OpenBindSources
+    assert all(k is not S.Mount for k in kinds[:at])
+    opened = plan.steps[at - 1].paths
+    assert "/dev/null" in opened and "/b/rootfs" in opened

@@ -13,9 +13,8 @@ Image files: the runtime's bundle mounts the image's layers through idmapped mou
 not; docker chowns a copy of every layer per remapped root instead (<root>/<uid>.<gid>/). The
 container's own upper dir and its /etc/hosts, hostname and resolv.conf belong to its root.
 
-Which runtime: runc and crun set the namespace up from config.json; skiff-runtime does not
-support user namespaces yet, so a remapped container must name one of them (refused with a
-clear 400 otherwise).
+Every runtime sets the namespace up from config.json (skiff-runtime, runc, crun); the
+image's layers are mounted by skiff-monitor before the runtime runs (monitor/oci_runtime.py).
 """
 
 from __future__ import annotations
@@ -137,10 +136,6 @@ class UsernsRemap:
             if host_config.get(key) == "host":
                 raise InvalidArgument(f"Cannot share the host's {what} namespace when user "
                                       f"namespaces are enabled")
-        if runtime_name == "skiff":
-            raise InvalidArgument("user namespaces (userns-remap) are not supported by the "
-                                  "skiff runtime yet: use --runtime runc (or crun), or "
-                                  "--userns=host")
         linux = spec.setdefault("linux", {})
         namespaces = [n for n in linux.get("namespaces") or [] if n.get("type") != "user"]
         linux["namespaces"] = namespaces + [{"type": "user"}]

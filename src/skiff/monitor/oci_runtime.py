@@ -109,21 +109,7 @@ class OciRuntime:
     # ------------------------------------------------------------------ verbs
     def prepare(self, bundle: str, cid: str) -> str:
         """The runtime's bundle for container dir `bundle` (rootfs mounted); its path."""
-        from skiff.runtime.portable import mapped_root, mount_rootfs, portable_config
-
-        with open(os.path.join(bundle, "config.json")) as f:
-            config = json.load(f)
-        rootfs = os.path.join(bundle, "rootfs")
-        oci_dir = os.path.join(bundle, "oci")
-        portable = portable_config(config, rootfs)
-        os.makedirs(oci_dir, exist_ok=True)
-        with open(os.path.join(oci_dir, "config.json"), "w") as f:
-            json.dump(portable, f)
-        root = mapped_root(config)
-        if root is not None:
-            _give_to_root(bundle, portable, root)
-        mount_rootfs(config, rootfs, self._lowers_dir(cid))
-        return oci_dir
+        return prepare_bundle(bundle, self._lowers_dir(cid))
 
     def _lowers_dir(self, cid: str) -> str:
         """Where a user-namespaced container's idmapped layers are mounted: outside its
@@ -184,21 +170,68 @@ class OciRuntime:
     def delete(self, bundle: str, cid: str) -> None:
         """Forget the container (its cgroups, the runtime's state) and unmount its rootfs;
         fine to call for a container the runtime never created."""
-        from skiff.runtime.portable import unmount_rootfs
-
         try:
             self._run(cid, "delete", self._command(cid, "delete", "--force", cid))
         except RuntimeFailure as exc:
             if "does not exist" not in exc.message and "not found" not in exc.message:
                 raise
         finally:
-            unmount_rootfs(os.path.join(bundle, "rootfs"), self._lowers_dir(cid))
-            if not _any_mount_under(self._lowers_dir(cid)):
-                shutil.rmtree(self._lowers_dir(cid), ignore_errors=True)
+            release_bundle(bundle, self._lowers_dir(cid))
             try:
                 os.unlink(self._log_path(cid))
             except FileNotFoundError:
                 pass
+
+
+def prepare_bundle(bundle: str, lowers_dir: str) -> str:
+    """`<bundle>/oci/`: config.json made portable (runtime/portable.py) and its rootfs, the
+    image's overlay, mounted at `<bundle>/rootfs` (through idmapped layers under `lowers_dir`
+    for a user namespace); where those layers are is noted for release_bundle."""
+    from skiff.runtime.portable import mapped_root, mount_rootfs, portable_config
+
+    with open(os.path.join(bundle, "config.json")) as f:
+        config = json.load(f)
+    rootfs = os.path.join(bundle, "rootfs")
+    oci_dir = os.path.join(bundle, "oci")
+    portable = portable_config(config, rootfs)
+    os.makedirs(oci_dir, exist_ok=True)
+    with open(os.path.join(oci_dir, "config.json"), "w") as f:
+        json.dump(portable, f)
+    root = mapped_root(config)
+    if root is not None:
+        _give_to_root(bundle, portable, root)
+        with open(os.path.join(oci_dir, LOWERS_FILE), "w") as f:
+            f.write(lowers_dir)
+    mount_rootfs(config, rootfs, lowers_dir)
+    return oci_dir
+
+
+def release_bundle(bundle: str, lowers_dir: str | None = None) -> None:
+    """Unmount what prepare_bundle mounted (fine when it mounted nothing)."""
+    from skiff.runtime.portable import unmount_rootfs
+
+    if lowers_dir is None:
+        try:
+            with open(os.path.join(bundle, "oci", LOWERS_FILE)) as f:
+                lowers_dir = f.read().strip() or None
+        except OSError:
+            pass
+    unmount_rootfs(os.path.join(bundle, "rootfs"), lowers_dir)
+    if lowers_dir and not _any_mount_under(lowers_dir):
+        shutil.rmtree(lowers_dir, ignore_errors=True)
+
+
+LOWERS_FILE = "lowers"   # in <bundle>/oci: where the idmapped layers are mounted
+
+
+def user_namespaced(bundle: str) -> bool:
+    """Whether config.json gives the container a new user namespace."""
+    try:
+        with open(os.path.join(bundle, "config.json")) as f:
+            namespaces = (json.load(f).get("linux") or {}).get("namespaces") or ()
+    except (OSError, ValueError):
+        return False
+    return any(n.get("type") == "user" and not n.get("path") for n in namespaces)
 
 
 def _any_mount_under(path: str) -> bool:
@@ -286,3 +319,4 @@ def cleanup(bundle: str, cid: str) -> None:
         return
     from skiff import runtime
     runtime.cleanup(bundle, cid)
+    release_bundle(bundle)   # skiff-runtime in a user namespace: its premounted rootfs

@@ -77,8 +77,9 @@ def oci_runtime(box: Box):
 
 
 class Monitor:
-    def __init__(self, loop: asyncio.AbstractEventLoop):
+    def __init__(self, loop: asyncio.AbstractEventLoop, state_dir: str = "/run/skiff"):
         self.loop = loop
+        self.state_dir = state_dir   # skiffd's exec-root, where our socket is
         self.boxes: dict[str, Box] = {}
         self.event_listeners: set[asyncio.StreamWriter] = set()
 
@@ -125,7 +126,8 @@ class Monitor:
             elif box.tty:
                 console, theirs = console_pair()
                 child_fds.append(theirs)
-                pid = runtime.spawn(box.bundle, cid, stdio=None, console_socket=theirs)
+                pid = runtime.spawn(self._own_bundle(box), cid, stdio=None,
+                                    console_socket=theirs)
                 master = receive_terminal(console)
                 if master is None:
                     raise RuntimeFailure("the runtime sent no terminal", 125)
@@ -136,12 +138,14 @@ class Monitor:
                 stdio, box.stdin_fd, readers = pipes(stdin=bool(req.get("stdin")), output=True)
                 child_fds += list(stdio)
                 box.output_fds.update(readers)
-                pid = runtime.spawn(box.bundle, cid, stdio=stdio)
+                pid = runtime.spawn(self._own_bundle(box), cid, stdio=stdio)
         except RuntimeFailure as exc:
             self._discard_fds(box)
             if box.log:
                 box.log.close()
             self.boxes.pop(cid, None)
+            if box.runtime is None:
+                self._release_own_bundle(box)
             return {"error": exc.message, "exit_code": exc.exit_code}
         except Exception as exc:  # a bug or an OS failure: still answer, never die
             self._discard_fds(box)
@@ -166,6 +170,21 @@ class Monitor:
         pidfd = os.pidfd_open(pid)
         self.loop.add_reader(pidfd, self._on_exit, box, pidfd)
         return {"pid": pid}
+
+    def _own_bundle(self, box: Box) -> str:
+        """The bundle skiff-runtime is given: the container's own, or for a new user
+        namespace a prepared one whose rootfs we mount here through idmapped layers (the
+        init could not mount the image's overlay usefully from its user namespace)."""
+        from skiff.monitor.oci_runtime import prepare_bundle, user_namespaced
+        if not user_namespaced(box.bundle):
+            return box.bundle
+        return prepare_bundle(box.bundle, os.path.join(self.state_dir, "runtime-skiff",
+                                                       "layers", box.id))
+
+    def _release_own_bundle(self, box: Box) -> None:
+        from skiff.monitor.oci_runtime import release_bundle, user_namespaced
+        if box.bundle and user_namespaced(box.bundle):
+            release_bundle(box.bundle)
 
     def _discard_fds(self, box: Box) -> None:
         for fd in list(box.output_fds):
@@ -268,6 +287,7 @@ class Monitor:
                 oci_runtime(box).delete(box.bundle, box.id)
             else:
                 runtime.cleanup(box.bundle, box.id)
+                self._release_own_bundle(box)
         except Exception as exc:  # never lose the exit status over a cgroup that lingers
             print(f"skiff-monitor: cleanup of {box.id}: {exc}", file=sys.stderr)
         packet = frame(STREAM_EXIT, json.dumps(box.exit).encode())
@@ -470,7 +490,7 @@ def become_subreaper() -> None:
 
 async def serve(socket_path: str, pid_file: str | None = None) -> None:
     loop = asyncio.get_running_loop()
-    monitor = Monitor(loop)
+    monitor = Monitor(loop, os.path.dirname(os.path.abspath(socket_path)))
     tmp = socket_path + ".new"
     if os.path.exists(tmp):
         os.unlink(tmp)

@@ -33,7 +33,7 @@ class Context:
     container paths already resolved under the rootfs (`resolved`; a mount on a path drops
     what was resolved beneath it)."""
     __slots__ = ("rootfs", "console_fd", "fifo_fd", "programs", "exec_path", "on_ready",
-                 "resolved")
+                 "resolved", "idmap_fd", "bind_sources")
 
     def __init__(self, rootfs, console_fd=None, fifo_fd=None, programs=None, on_ready=None):
         self.rootfs = rootfs
@@ -43,6 +43,8 @@ class Context:
         self.exec_path = None
         self.on_ready = on_ready
         self.resolved = {}
+        self.idmap_fd = None   # user namespace: read end of "the id maps are written"
+        self.bind_sources = {}   # user namespace: host path -> O_PATH descriptor
 
 
 def go_strerror(err: int) -> str:
@@ -158,9 +160,12 @@ def _set_propagation(step, ctx):
 
 def _mount(step, ctx):
     target = _in_root(ctx, step.target) if step.in_root else step.target
+    source = step.source
+    if source in ctx.bind_sources:   # opened before we became the user namespace's root
+        source = f"/proc/self/fd/{ctx.bind_sources[source]}"
     if step.create:
-        _create(target, step.create, step.source)
-    _m.mount(step.source, target, step.fstype or None, step.flags, step.data or None)
+        _create(target, step.create, source)
+    _m.mount(source, target, step.fstype or None, step.flags, step.data or None)
     if step.in_root:
         _forget_below(ctx, step.target)
     if step.remount_flags:
@@ -319,6 +324,24 @@ def _drop_bounding(step, ctx):
     _caps.bounding_keep(step.keep)
 
 
+def _open_bind_sources(step, ctx):
+    for path in step.paths:
+        try:
+            ctx.bind_sources[path] = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue   # the mount itself reports it
+
+
+def _become_root(step, ctx):
+    if ctx.idmap_fd is None or os.read(ctx.idmap_fd, 1) != b"1":
+        raise StepError("the user namespace's id maps were not written")
+    os.close(ctx.idmap_fd)
+    ctx.idmap_fd = None
+    os.setresgid(0, 0, 0)
+    os.setgroups([])
+    os.setresuid(0, 0, 0)
+
+
 def _set_user(step, ctx):
     os.setgroups(list(step.groups))
     if step.uid != 0:
@@ -467,6 +490,7 @@ def _exec(step, ctx):
 
 HANDLERS = {
     S.JoinCgroups: _join_cgroups, S.JoinNamespace: _join_namespace, S.Unshare: _unshare,
+    S.BecomeRoot: _become_root, S.OpenBindSources: _open_bind_sources,
     S.SetPropagation: _set_propagation, S.Mount: _mount, S.MakeDevice: _make_device,
     S.Symlink: _symlink, S.PivotRoot: _pivot_root, S.MaskPath: _mask_path,
     S.ReadonlyPath: _readonly_path, S.RemountRootReadonly: _remount_root_readonly,

@@ -81,11 +81,12 @@ _apply.HANDLERS.setdefault(ExecTerminal, _exec_terminal)
 
 class ExecPlan:
     """What launch._start_init needs: steps, clone flags, the pid namespace to enter."""
-    __slots__ = ("steps", "clone_flags", "pid_ns_path", "seccomp", "rootfs")
+    __slots__ = ("steps", "clone_flags", "pid_ns_path", "seccomp", "rootfs", "id_maps")
 
     def __init__(self, steps, pid_ns_path, seccomp, rootfs):
         self.steps = steps
         self.clone_flags = 0
+        self.id_maps = None   # an exec joins the container's user namespace, makes none
         self.pid_ns_path = pid_ns_path
         self.seccomp = seccomp
         self.rootfs = rootfs

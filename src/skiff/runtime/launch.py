@@ -150,6 +150,8 @@ def _start_init(plan, ctx, stdio, wait_start) -> int:
     try:
         if plan.pid_ns_path:
             pid = _via_intermediate(plan, ctx, stdio, r, w)
+        elif plan.id_maps is not None:
+            pid = _clone_user_namespaced(plan, ctx, stdio, r, w)
         else:
             try:
                 pid = _proc.clone(plan.clone_flags)
@@ -174,6 +176,54 @@ def _start_init(plan, ctx, stdio, wait_start) -> int:
         raise RuntimeFailure(failure.get("message", "container init failed"),
                              failure.get("code", 125))
     return pid
+
+
+def _clone_user_namespaced(plan, ctx, stdio, r, w) -> int:
+    """Clone an init into a new user namespace: the namespaces it joins by path are entered
+    by us around the clone (it could not enter them from its user namespace), then we write
+    its id maps and let it go on (its BecomeRoot step waits for that)."""
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    own = []
+    pid = None
+    try:
+        try:
+            for kind, path in plan.parent_joins:
+                flag = _ns.NAMESPACES[kind]
+                own.append((os.open(f"/proc/self/ns/{_NS_FILE[kind]}",
+                                    os.O_RDONLY | os.O_CLOEXEC), flag))
+                _ns.enter(path, flag)
+            pid = _proc.clone(plan.clone_flags)
+        except OSError as e:
+            raise RuntimeFailure(f"clone into a user namespace: {_apply.go_strerror(e.errno)}") \
+                from None
+        finally:
+            if pid != 0:   # back to our own namespaces (in the child they are its)
+                for fd, flag in reversed(own):
+                    _ns.setns(fd, flag)
+                    os.close(fd)
+        if pid == 0:
+            os.close(r)
+            os.close(go_w)
+            ctx.idmap_fd = go_r
+            _init(plan.steps, ctx, stdio, w)
+        try:
+            uid_maps, gid_maps = plan.id_maps
+            for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
+                with open(f"/proc/{pid}/{name}", "w") as f:
+                    f.write("".join(f"{m['containerID']} {m['hostID']} {m['size']}\n"
+                                    for m in maps))
+        except OSError as e:
+            _reap(pid)
+            raise RuntimeFailure(f"writing the user namespace's id maps: "
+                                 f"{_apply.go_strerror(e.errno)}") from None
+        os.write(go_w, b"1")
+        return pid
+    finally:
+        os.close(go_r)
+        os.close(go_w)
+
+
+_NS_FILE = {"network": "net", "ipc": "ipc", "uts": "uts"}
 
 
 def _via_intermediate(plan, ctx, stdio, r, w) -> int:

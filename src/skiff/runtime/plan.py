@@ -25,6 +25,7 @@ binary is needed in the image or on the host. Other runtimes ignore the annotati
 """
 
 import json
+import os
 import posixpath
 
 from skiff.errors import InvalidArgument
@@ -62,7 +63,7 @@ _RUNTIME_CAPS = 1 << _caps.CAP_SYS_ADMIN
 
 class Plan:
     __slots__ = ("rootfs", "clone_flags", "pid_ns_path", "cgroups", "cgroup_writes", "steps",
-                 "seccomp", "terminal", "warnings")
+                 "seccomp", "terminal", "warnings", "id_maps", "parent_joins")
 
     def __init__(self, **kw):
         for name in self.__slots__:
@@ -104,9 +105,14 @@ def build(config: dict, *, bundle: str, container_id: str, host, console: bool =
         flag = _ns.NAMESPACES.get(kind)
         if flag is None:
             raise InvalidArgument(f"unknown namespace type {kind!r}")
-        if kind in ("user", "time"):
+        if kind == "time":
             raise InvalidArgument(f"{kind} namespaces are not supported yet")
         path = entry.get("path")
+        if kind == "user":
+            if path:
+                raise InvalidArgument("joining a user namespace is not supported")
+            clone_flags |= flag
+            continue
         if path:
             if kind == "mount":
                 raise InvalidArgument("joining a mount namespace is not supported")
@@ -272,9 +278,55 @@ def build(config: dict, *, bundle: str, container_id: str, host, console: bool =
         steps.append(S.ForkInit())
     steps.append(S.Exec(tuple(args), tuple(env)))
 
+    id_maps, parent_joins = None, []
+    if clone_flags & _ns.CLONE_NEWUSER:
+        id_maps, parent_joins, steps = _user_namespace(linux, steps, pid_ns_path)
     return Plan(rootfs=rootfs, clone_flags=clone_flags, pid_ns_path=pid_ns_path,
                 cgroups=cg_dirs, cgroup_writes=cg_writes, steps=steps, seccomp=seccomp,
-                terminal=terminal, warnings=warnings)
+                terminal=terminal, warnings=warnings, id_maps=id_maps,
+                parent_joins=parent_joins)
+
+
+# namespaces a new user namespace's init can only join before it is in that user namespace
+_PARENT_JOINED = ("network", "ipc", "uts")
+
+
+def _user_namespace(linux: dict, steps: list, pid_ns_path) -> tuple:
+    """A new user namespace: (the id maps, the namespaces the runtime enters around the
+    clone, the steps). Namespaces joined by path belong to the host's user namespace, which
+    the init has no privileges in once cloned: the runtime enters them itself for the clone
+    (the child starts in them). Device nodes cannot be made in a user namespace: the host's
+    are bound instead. BecomeRoot follows the cgroup join, which still writes as host root."""
+    uid_maps, gid_maps = linux.get("uidMappings") or [], linux.get("gidMappings") or []
+    if not uid_maps or not gid_maps:
+        raise InvalidArgument("a user namespace needs linux.uidMappings and gidMappings")
+    for m in uid_maps + gid_maps:
+        if not all(isinstance(m.get(k), int) and m[k] >= 0 for k in
+                   ("containerID", "hostID", "size")):
+            raise InvalidArgument(f"invalid id mapping {m!r}")
+    if pid_ns_path:
+        raise InvalidArgument("a new user namespace with a joined pid namespace is not "
+                              "supported")
+    parent_joins, out = [], []
+    for step in steps:
+        if isinstance(step, S.JoinNamespace):
+            if step.kind not in _PARENT_JOINED:
+                raise InvalidArgument(f"joining a {step.kind} namespace from a new user "
+                                      "namespace is not supported")
+            parent_joins.append((step.kind, step.path))
+            continue
+        if isinstance(step, S.MakeDevice):
+            if not os.path.exists(step.path):
+                raise InvalidArgument(f"device {step.path}: in a user namespace devices are "
+                                      "bound from the host, which has none at that path")
+            out.append(S.Mount(step.path, step.path, "", _m.MS_BIND, create="file"))
+            continue
+        out.append(step)
+    at = next((i + 1 for i, st in enumerate(out) if isinstance(st, S.JoinCgroups)), 0)
+    sources = tuple(dict.fromkeys(st.source for st in out if isinstance(st, S.Mount)
+                                  and st.flags & _m.MS_BIND and st.source.startswith("/")))
+    out[at:at] = [S.OpenBindSources(sources), S.BecomeRoot()]
+    return (uid_maps, gid_maps), parent_joins, out
 
 
 def _seccomp_source(profile, annotation, capset):

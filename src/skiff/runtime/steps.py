@@ -99,6 +99,24 @@ class Mount(Step):
         return f'error mounting "{self.source}" to {where}"{self.target}"'
 
 
+class BecomeRoot(Step):
+    """In a new user namespace: wait until the runtime has written the id maps, then take
+    the namespace's root (uid and gid 0 inside, the mapped ids outside)."""
+    __slots__ = ()
+
+    def describe(self):
+        return "become root of the user namespace"
+
+
+class OpenBindSources(Step):
+    """Before BecomeRoot: open the host paths bind mounts come from (as host root, who may
+    walk through directories the namespace's root may not); the mounts use the descriptors."""
+    __slots__ = ("paths",)
+
+    def describe(self):
+        return "open the sources of bind mounts"
+
+
 class MakeDevice(Step):
     __slots__ = ("path", "kind", "major", "minor", "mode", "uid", "gid")
 
