@@ -2,7 +2,7 @@
 
 import pytest
 
-from skiff.build.expand import ExpansionError, expand_word, expand_words
+from skiff.build.expand import ExpansionError, expand_heredoc, expand_word, expand_words
 
 ENV = {"A": "a", "E": "", "S": "x y"}
 
@@ -42,3 +42,7 @@ def test_words_split_unquoted_expansions_only():
     assert expand_words("  a   b ", ENV) == ["a", "b"]
     assert expand_words("$E", ENV) == []
     assert expand_words("p$S", ENV) == ["px", "y"]
+
+
+def test_heredoc_keeps_quotes_and_backslashes():
+    assert expand_heredoc('say "$A" \'${S}\' \\n \\$A\n', ENV) == 'say "a" \'x y\' \\n $A\n'

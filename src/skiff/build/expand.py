@@ -131,7 +131,7 @@ class _Lexer:
     def _braced(self) -> str:
         name = self._name()
         if not name:
-            raise ExpansionError(f"missing ':' in substitution" if self.peek() != "}" else
+            raise ExpansionError("missing ':' in substitution" if self.peek() != "}" else
                                  "bad substitution")
         ch = self.next()
         if ch == "}":
@@ -166,3 +166,22 @@ def expand_word(text: str, env: dict[str, str], escape: str = "\\") -> str:
 def expand_words(text: str, env: dict[str, str], escape: str = "\\") -> list[str]:
     """Words split at unquoted whitespace, after substitution (EXPOSE, VOLUME, ...)."""
     return _Lexer(text, env, escape, True).run()
+
+
+def expand_heredoc(text: str, env: dict[str, str], escape: str = "\\") -> str:
+    """A heredoc's body (unquoted delimiter): `$VAR` and `${VAR...}` substituted, an escaped
+    `$` kept as `$`, every other character (quotes, backslashes, newlines) as it is."""
+    lexer = _Lexer(text, env, escape, False)
+    out = []
+    while lexer.i < len(text):
+        ch = lexer.peek()
+        if ch == escape and text[lexer.i + 1:lexer.i + 2] == "$":
+            out.append("$")
+            lexer.i += 2
+        elif ch == "$":
+            lexer.i += 1
+            out.append(lexer._dollar())
+        else:
+            out.append(ch)
+            lexer.i += 1
+    return "".join(out)

@@ -29,7 +29,6 @@ import os
 import posixpath
 import secrets
 import shutil
-import stat
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -37,13 +36,14 @@ from skiff.build import steps
 from skiff.build.context import (ContextDir, ContextError, copy_sources, is_archive,
                                  make_dirs, resolve_in_image, unpack_archive)
 from skiff.build.dockerfile import DockerfileError, Instruction, parse, parse_instruction
-from skiff.build.expand import ExpansionError, expand_word
+from skiff.build.expand import ExpansionError, expand_heredoc, expand_word
 from skiff.build.plan import PROXY_ARGS, Stage, plan_build
+from skiff.engine import build_files
+from skiff.engine.build_files import BuildFailed
 from skiff.engine.build_cache import BuildCache
 from skiff.errors import InvalidArgument, NotFound, SkiffError
 from skiff.oci import image as oci_image
 from skiff.oci import reference
-from skiff.oci.users import lookup_user
 from skiff.snapshot import diff as snapdiff
 from skiff.snapshot.snapshotter import chain_id
 
@@ -56,17 +56,6 @@ _DEFAULTS = {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False,
              "AttachStdout": False, "AttachStderr": False, "Tty": False, "OpenStdin": False,
              "StdinOnce": False, "Env": None, "Cmd": None, "Image": "", "Volumes": None,
              "WorkingDir": "", "Entrypoint": None, "OnBuild": None, "Labels": None}
-
-
-class BuildFailed(SkiffError):
-    """A step failed (a RUN's exit code, a missing file): docker reports these in the
-    stream; as an HTTP status, 400 like a bad Dockerfile."""
-
-    status = 400
-
-    def __init__(self, message: str, code: int = 1):
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass
@@ -491,8 +480,8 @@ class Build:
         upper = snaps.upper(cid)
         lowers = [snaps.path(c) for c in reversed(state.chains)]
         if not keep:
-            drop_mount_points(upper, lowers, exclude)
-            strip_overlay_xattrs(upper)
+            build_files.drop_mount_points(upper, lowers, exclude)
+            build_files.strip_overlay_xattrs(upper)
             return self._commit_dir(state, upper, lowers)
         parent = state.chains[-1] if state.chains else None
         made: list[str] = []
@@ -539,8 +528,7 @@ class Build:
         hit = await self._cached(state, key, created_by, False, cfg)
         if hit is not None:
             return hit
-        owner = await asyncio.to_thread(self._owner, state, cfg.get("User") or "", inst.line) \
-            if cfg.get("User") else None
+        owner = None   # docker's classic WORKDIR makes the directory as root, whatever USER
 
         def fill(upper: str, lowers: list[str]) -> None:
             rel = resolve_in_image(lowers, upper, path)
@@ -676,33 +664,6 @@ class Build:
 
     # -- COPY and ADD -------------------------------------------------------------------------
 
-    def _owner(self, state: _State, text: str, line: int) -> tuple[int, int]:
-        """--chown (and USER for WORKDIR): names looked up in the image's /etc files."""
-        snaps = self.engine.snapshots
-        lowers = [snaps.path(c) for c in reversed(state.chains)]
-
-        def image_file(rel: str) -> str | None:
-            for layer in lowers:
-                full = os.path.join(layer, rel)
-                if os.path.lexists(full):
-                    try:
-                        with open(full, encoding="utf-8", errors="replace") as f:
-                            return f.read()
-                    except OSError:
-                        return None
-            return None
-
-        user, _, group = text.partition(":")
-        try:
-            found = lookup_user(text if group else user,
-                                image_file("etc/passwd"), image_file("etc/group"))
-        except SkiffError as exc:
-            raise BuildFailed(f"unable to convert uid/gid chown string to host mapping: "
-                              f"{exc.message}") from None
-        uid = found.uid
-        gid = found.gid if (group or not user.isdigit()) else uid
-        return uid, gid
-
     async def _copy(self, state: _State, inst: Instruction, done) -> _State:
         keyword = inst.keyword
         words = [self._word(a, state, inst.line) for a in inst.args]
@@ -734,9 +695,11 @@ class Build:
             heredoc_files = {}
             for h in inst.heredocs:
                 content = h.content
-                if h.expand:
-                    content = self._word(content.replace('"', '\\"'), state, inst.line) \
-                        if "$" in content else content
+                if h.expand and "$" in content:
+                    try:
+                        content = expand_heredoc(content, self._vars(state), self.escape)
+                    except ExpansionError as e:
+                        raise DockerfileError(str(e), inst.line) from None
                 heredoc_files[h.name] = content.encode()
             urls = [s for s in srcs if keyword == "ADD" and
                     (s.startswith("http://") or s.startswith("https://"))]
@@ -749,13 +712,13 @@ class Build:
                 raise BuildFailed(f"{keyword} failed: {e}") from None
             url_files = {}
             for url in urls:
-                url_files[url] = await asyncio.to_thread(self._download, url)
+                url_files[url] = await asyncio.to_thread(build_files.download, url, self.workdir)
             digest_parts = [content] + [f"heredoc:{k}:{v.hex()}" for k, v in
                                         heredoc_files.items()] + \
                 [f"url:{u}:{d}" for u, (_, d) in url_files.items()]
             if source_from:
                 digest_parts.append("from:" + source_id)
-            what = self._describe(ctx, found, heredoc_files, urls, content)
+            what = build_files.describe(ctx, found, heredoc_files, urls, content)
             if chown:
                 what = f"--chown={chown}{what}"   # docker's own text, without a space
             created_by = f"/bin/sh -c #(nop) {keyword} {what} in {dest} "
@@ -764,7 +727,8 @@ class Build:
             hit = await self._cached(state, key, created_by)
             if hit is not None:
                 return hit
-            owner = await asyncio.to_thread(self._owner, state, chown, inst.line) \
+            owner = await asyncio.to_thread(build_files.owner_in_image, self.engine.snapshots,
+                                            state.chains, chown) \
                 if chown else None
             scratch = os.path.join(self.workdir, "add-" + secrets.token_hex(8))
             unpack = keyword == "ADD"
@@ -784,13 +748,13 @@ class Build:
                 if plain:
                     copy_sources(ctx, plain, upper, lowers, dest_path, hint, owner, mode)
                 for name, data in list(heredoc_files.items()):
-                    self._write_file(upper, lowers, dest_path, hint, name, data, owner,
+                    build_files.write_file(upper, lowers, dest_path, hint, name, data, owner,
                                      mode if mode is not None else 0o644)
                 for url, (path, _) in url_files.items():
                     name = posixpath.basename(url.split("?")[0].rstrip("/")) or "index.html"
                     with open(path, "rb") as f:
                         data = f.read()
-                    self._write_file(upper, lowers, dest_path, hint, name, data, owner,
+                    build_files.write_file(upper, lowers, dest_path, hint, name, data, owner,
                                      mode if mode is not None else 0o600)
 
             try:
@@ -801,55 +765,7 @@ class Build:
             return new
         finally:
             if mount:
-                await asyncio.to_thread(self._unmount, mount)
-
-    @staticmethod
-    def _describe(ctx, found: list[str], heredocs: dict, urls: list[str],
-                  content: str) -> str:
-        hexpart = content.partition(":")[2] if content else ""
-        if len(found) == 1 and not heredocs and not urls:
-            is_dir = os.path.isdir(ctx.path(found[0])) and not os.path.islink(ctx.path(found[0]))
-            return ("dir:" if is_dir else "file:") + hexpart
-        if heredocs and not found and not urls:
-            return "heredoc:" + ",".join(heredocs)
-        if urls and not found:
-            return ",".join(urls)
-        return "multi:" + hexpart
-
-    @staticmethod
-    def _write_file(upper: str, lowers: list[str], dest: str, dest_is_dir: bool, name: str,
-                    data: bytes, owner, mode: int) -> None:
-        rel = resolve_in_image(lowers, upper, dest)
-        st = snapdiff.lower_stat(lowers, rel) if rel else None
-        if dest_is_dir or (st is not None and stat.S_ISDIR(st.st_mode)):
-            rel = posixpath.join(rel, name)
-        make_dirs(lowers, upper, posixpath.dirname(rel), owner)
-        full = os.path.join(upper, rel)
-        if os.path.lexists(full):
-            os.unlink(full)
-        with open(full, "wb") as f:
-            f.write(data)
-        os.chmod(full, mode)
-        uid, gid = owner or (0, 0)
-        os.lchown(full, uid, gid)
-
-    def _download(self, url: str) -> tuple[str, str]:
-        """ADD of a URL: the file fetched into the build's scratch dir; (path, digest)."""
-        import hashlib
-        import urllib.request
-
-        path = os.path.join(self.workdir, "url-" + secrets.token_hex(8))
-        h = hashlib.sha256()
-        try:
-            with urllib.request.urlopen(url, timeout=60) as resp, open(path, "wb") as out:
-                if resp.status >= 400:
-                    raise BuildFailed(f"failed to GET {url} with status {resp.status}")
-                while chunk := resp.read(1 << 20):
-                    h.update(chunk)
-                    out.write(chunk)
-        except OSError as e:
-            raise BuildFailed(f"ADD failed: failed to GET {url}: {e}") from None
-        return path, "sha256:" + h.hexdigest()
+                await asyncio.to_thread(build_files.unmount, mount)
 
     async def _from_source(self, name: str, done: dict[int, _State], line: int):
         """COPY --from: a stage's or an image's files, through a read-only overlay mount."""
@@ -867,68 +783,8 @@ class Build:
         os.makedirs(target)
         if not chains:
             return ContextDir(target), None, source_id
-        await asyncio.to_thread(self._mount_layers, chains, target)
+        await asyncio.to_thread(build_files.mount_layers, self.engine.snapshots, chains, target)
         return ContextDir(target), target, source_id
-
-    def _mount_layers(self, chains: list[str], target: str) -> None:
-        from skiff.linux import mount as linux_mount
-
-        snaps = self.engine.snapshots
-        lowers = [snaps.path(c) for c in reversed(chains)]
-        if len(lowers) < 2:
-            lowers.append(snaps._empty_dir())
-        linux_mount.mount("overlay", target, "overlay", linux_mount.MS_RDONLY,
-                          "lowerdir=" + ":".join(lowers))
-
-    @staticmethod
-    def _unmount(target: str) -> None:
-        from skiff.linux import mount as linux_mount
-
-        try:
-            linux_mount.umount2(target, linux_mount.MNT_DETACH)
-        except OSError:
-            pass
-        try:
-            os.rmdir(target)
-        except OSError:
-            pass
-
-
-def drop_mount_points(upper: str, lowers: list[str], exclude: frozenset[str]) -> None:
-    """Remove from a RUN container's upper dir what the runtime made only as mount points
-    (an empty /etc/hosts that no layer has): they are not the step's changes."""
-    for path in sorted(exclude, key=lambda p: -p.count("/")):
-        rel = path.strip("/")
-        full = os.path.join(upper, rel)
-        try:
-            st = os.lstat(full)
-        except FileNotFoundError:
-            continue
-        if snapdiff._excluded(rel, st, full, lowers, exclude):
-            if stat.S_ISDIR(st.st_mode):
-                os.rmdir(full)
-            else:
-                os.unlink(full)
-
-
-def strip_overlay_xattrs(upper: str) -> None:
-    """overlayfs marks what it copies up (`trusted.overlay.origin`, `.impure`, ...); only the
-    opaque marker means something in a lower layer, the rest is dropped (the layer tar
-    leaves them all out too, and unpacking turns its opaque entries back into the marker)."""
-    for dirpath, dirnames, filenames in os.walk(upper):
-        for name in [""] + dirnames + filenames:
-            full = os.path.join(dirpath, name) if name else dirpath
-            try:
-                names = os.listxattr(full, follow_symlinks=False)
-            except OSError:
-                continue
-            for attr in names:
-                if attr.startswith("trusted.overlay.") and attr != snapdiff.OPAQUE_XATTR:
-                    try:
-                        os.removexattr(full, attr, follow_symlinks=False)
-                    except OSError:
-                        pass
-
 
 async def build(engine, ctx: ContextDir, options: BuildOptions, emit, workdir: str) -> str:
     b = Build(engine, ctx, options, emit, workdir=workdir)
@@ -961,7 +817,7 @@ def prune(engine, everything: bool = False) -> dict:
         before = sum(engine.snapshots.usage(c).size for c in image.chain_ids
                      if engine.snapshots.exists(c))
         try:
-            report = engine.images.remove(image.id)
+            engine.images.remove(image.id)
         except SkiffError:
             continue
         after = sum(engine.snapshots.usage(c).size for c in image.chain_ids
@@ -1023,5 +879,5 @@ def cleanup(engine) -> None:
         full = os.path.join(path, name)
         for sub in (os.listdir(full) if os.path.isdir(full) else []):
             if sub.startswith("from-"):
-                Build._unmount(os.path.join(full, sub))
+                build_files.unmount(os.path.join(full, sub))
         shutil.rmtree(full, ignore_errors=True)
