@@ -63,6 +63,23 @@ def summary(record) -> dict:
     return dict(cached[1], Status=status_text(record.state))
 
 
+_network_summaries: dict[int, tuple] = {}
+
+
+def network_summary(engine, record) -> dict:
+    """The row's Ports, HostConfig.NetworkMode and NetworkSettings: computed from the
+    database, so kept while neither the record nor the database has changed (listing 100
+    containers asked SQLite a few hundred questions per request otherwise)."""
+    generation = engine.db.generation
+    cached = _network_summaries.get(id(record))
+    if cached is None or cached[0] is not record or cached[1] != generation:
+        if len(_network_summaries) > 4096:
+            _network_summaries.clear()
+        cached = (record, generation, engine.networks.summary(record))
+        _network_summaries[id(record)] = cached
+    return cached[2]
+
+
 def _summary(record) -> dict:
     doc = record.config
     return {
@@ -335,7 +352,7 @@ def routes(engine):
             records = records[:limit]
         rows = [summary(r) for r in records]
         for row, record in zip(rows, records):   # ports and networks (networking)
-            row.update(engine.networks.summary(record))
+            row.update(network_summary(engine, record))
         if request.flag("size"):  # walks every upper dir: only when asked, as docker
             for row, record in zip(rows, records):
                 row["SizeRw"], row["SizeRootFs"] = await asyncio.to_thread(containers.sizes,

@@ -100,6 +100,9 @@ class MetadataDB:
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
+        # Counts committed changes made through this object: a reader's cache of anything
+        # derived from the database is good while the count it was made at is the current one.
+        self.generation = 0
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, mode=0o700, exist_ok=True)
         self._migrate()
@@ -164,6 +167,9 @@ class MetadataDB:
             raise
         else:
             conn.execute("COMMIT" if depth == 0 else f"RELEASE {savepoint}")
+            if depth == 0:
+                with self._lock:  # commits come from worker threads too
+                    self.generation += 1
         finally:
             cur.close()
             self._local.depth = depth
