@@ -294,6 +294,41 @@ CMD cat /artifact /base /from-index
         list(sdk.api.build(path=ctxdir, target="nope", decode=True))
 
 
+def test_independent_stages_run_side_by_side(sdk, ctxdir):
+    image, messages = build(sdk, ctxdir, """FROM busybox AS a
+RUN sleep 2 && echo from-a > /a
+FROM busybox AS b
+RUN sleep 2 && echo from-b > /b
+FROM busybox
+COPY --from=a /a /a
+COPY --from=b /b /b
+CMD cat /a /b
+""")
+    assert image, messages
+    out = text_of(messages)
+    # b's RUN starts while a's still runs (a's container is removed only after it)
+    assert out.index("Step 4/8 : RUN sleep 2 && echo from-b") < \
+        out.index("Removing intermediate container")
+    assert run(sdk, image) == "from-a\nfrom-b\n"
+
+
+def test_a_failing_stage_stops_the_others(sdk, ctxdir, daemon):
+    started = time.monotonic()
+    image, messages = build(sdk, ctxdir, """FROM busybox AS slow
+RUN sleep 30
+FROM busybox AS failing
+RUN sleep 1; exit 4
+FROM busybox
+COPY --from=slow /etc/passwd /p1
+COPY --from=failing /etc/passwd /p2
+""")
+    assert image is None
+    assert error_of(messages) == ("The command '/bin/sh -c sleep 1; exit 4' returned a "
+                                  "non-zero code: 4")
+    assert time.monotonic() - started < 25   # the slow stage's container was stopped
+    assert leftovers(daemon) == NOTHING
+
+
 def test_from_scratch_and_copy_from_image(sdk, ctxdir):
     shutil.copy("/bin/busybox", os.path.join(ctxdir, "busybox"))
     image, messages = build(sdk, ctxdir, """FROM scratch

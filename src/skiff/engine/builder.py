@@ -132,12 +132,12 @@ class Build:
         self.workdir = workdir           # private scratch dir of this build (removed by caller)
         self.cache = BuildCache(engine.config.root)
         self.escape = "\\"
-        self.step = 0
         self.total = 0
         self.used_args: set[str] = set()
         self.containers: list[str] = []  # RUN containers not yet removed
         self.quiet_buffer: list[dict] = []
         self.cache_from: set[str] = set()
+        self.start_lock = asyncio.Lock()
 
     # -- output -------------------------------------------------------------------------------
 
@@ -171,13 +171,7 @@ class Build:
             except NotFound:
                 pass
         self.global_args = plan.global_args
-        results: dict[int, _State] = {}
-        try:
-            for index in plan.needed:
-                results[index] = await self._stage(plan.stages[index], results)
-        except BaseException:
-            await self._remove_containers()
-            raise
+        results = await self._stages(plan)
         final = results[plan.needed[-1]]
         if final.image_id is None:
             raise BuildFailed("No image was generated. Is your Dockerfile empty?")
@@ -205,13 +199,47 @@ class Build:
             self.emit_raw(message)
         self.quiet_buffer = []
 
-    def _step_header(self, inst: Instruction) -> None:
-        self.step += 1
-        self.emit(f"Step {self.step}/{self.total} : {inst.original}\n")
+    async def _stages(self, plan) -> dict[int, _State]:
+        """Every needed stage, each as soon as the stages it uses are built: stages that do
+        not depend on each other run side by side. Steps keep the numbers of the Dockerfile's
+        order. The first failure cancels the others (their RUN containers are removed)."""
+        results: dict[int, _State] = {}
+        tasks: dict[int, asyncio.Task] = {}
+        first = 0
 
-    async def _stage(self, stage: Stage, done: dict[int, _State]) -> _State:
+        async def one(index: int, number: int) -> None:
+            stage = plan.stages[index]
+            deps = set(stage.copy_from)
+            if stage.base_stage is not None:
+                deps.add(stage.base_stage)
+            for dep in sorted(deps):
+                await asyncio.shield(tasks[dep])
+            results[index] = await self._stage(stage, results, number)
+
+        for index in plan.needed:
+            tasks[index] = asyncio.ensure_future(one(index, first))
+            first += 1 + len(plan.stages[index].instructions)
+        try:
+            finished, _ = await asyncio.wait(tasks.values(),
+                                             return_when=asyncio.FIRST_EXCEPTION)
+            for task in finished:
+                if task.exception() is not None:
+                    raise task.exception()
+        except BaseException:
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            await self._remove_containers()
+            raise
+        return results
+
+    def _step_header(self, inst: Instruction, number: int) -> None:
+        self.emit(f"Step {number}/{self.total} : {inst.original}\n")
+
+    async def _stage(self, stage: Stage, done: dict[int, _State], first: int) -> _State:
         inst = stage.from_instruction
-        self._step_header(inst)
+        number = first + 1
+        self._step_header(inst, number)
         state = await self._from(stage, done)
         if state.image_id:
             self.emit(f" ---> {_short(state.image_id)}\n")
@@ -227,7 +255,8 @@ class Build:
                 sub = parse_instruction(word.lower(), rest, trigger, inst.line)
                 state = await self._dispatch(state, sub, done)
         for inst in stage.instructions:
-            self._step_header(inst)
+            number += 1
+            self._step_header(inst, number)
             state = await self._dispatch(state, inst, done)
             if state.image_id:
                 self.emit(f" ---> {_short(state.image_id)}\n")
@@ -595,18 +624,22 @@ class Build:
                 "WorkingDir": cfg.get("WorkingDir") or "", "Labels": {},
                 "AttachStdout": True, "AttachStderr": True,
                 "HostConfig": {"NetworkMode": network} if network else {}}
-        record = containers.create(body)
-        cid = record.id
-        self.containers.append(cid)
-        self.emit(f" ---> Running in {cid[:12]}\n")
-        exited = asyncio.ensure_future(containers.wait(cid, "next-exit"))
-        await asyncio.sleep(0)
-        try:
-            await containers.start(cid)
-        except SkiffError as exc:
-            exited.cancel()
-            raise BuildFailed(f"The command '{' '.join(command)}' returned a non-zero code: "
-                              f"{getattr(exc, 'exit_code', 1) or 1}: {exc.message}") from None
+        # Stages side by side start their RUN containers one at a time (the containers then
+        # run together): the engine's first use of a network is not safe to race.
+        async with self.start_lock:
+            record = containers.create(body)
+            cid = record.id
+            self.containers.append(cid)
+            self.emit(f" ---> Running in {cid[:12]}\n")
+            exited = asyncio.ensure_future(containers.wait(cid, "next-exit"))
+            await asyncio.sleep(0)
+            try:
+                await containers.start(cid)
+            except SkiffError as exc:
+                exited.cancel()
+                raise BuildFailed(f"The command '{' '.join(command)}' returned a non-zero "
+                                  f"code: {getattr(exc, 'exit_code', 1) or 1}: "
+                                  f"{exc.message}") from None
         reader = asyncio.ensure_future(self._relay_output(cid))
         try:
             result = await exited
