@@ -250,6 +250,48 @@ RUN cat /unpacked/top/one /plain/two /notes/note.txt && stat -c '%u:%g' /unpacke
     assert "1\n2\nn\n42:43\nfiles.tar.gz\n" in out
 
 
+def test_add_url_from_a_loopback_server(sdk, ctxdir):
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"fetched " + self.path.encode() + b"\n"
+            self.send_response(200 if self.path != "/missing" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        image, messages = build(sdk, ctxdir, f"FROM busybox\nADD {url}/data.txt /dl/\n"
+                                f"ADD {url}/other /named\nRUN stat -c %a /dl/data.txt\n"
+                                "CMD cat /dl/data.txt /named\n")
+        assert image, messages
+        assert run(sdk, image) == "fetched /data.txt\nfetched /other\n"
+        assert "600\n" in text_of(messages)                 # docker's mode for URL files
+        _, messages = build(sdk, ctxdir, f"FROM busybox\nADD {url}/missing /x\n")
+        assert "failed to GET" in error_of(messages)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_exec_form_run_and_run_network_flag(sdk, ctxdir):
+    image, messages = build(sdk, ctxdir, 'FROM busybox\nRUN ["sh", "-c", "echo exec > /e"]\n'
+                            "RUN --network=none ls /sys/class/net > /n\nCMD cat /e /n\n")
+    assert image, messages
+    assert run(sdk, image) == "exec\nlo\n"
+    history = [h["CreatedBy"] for h in sdk.api.history(image)]
+    assert 'sh -c echo exec > /e' in history
+
+
 def test_heredocs(sdk, ctxdir):
     image, messages = build(sdk, ctxdir, """FROM busybox
 ENV NAME=world
