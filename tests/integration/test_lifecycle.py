@@ -262,8 +262,17 @@ def test_stats_from_cgroups(daemon):
         stream = c.stats(stream=True, decode=True)
         first, second = next(stream), next(stream)
         assert second["precpu_stats"] == first["cpu_stats"]
+        # Its own network namespace: eth0's counters, lo left out (docker's `networks`).
+        assert set(stats["networks"]) == {"eth0"}
+        assert stats["networks"]["eth0"]["tx_packets"] >= 0
     finally:
         c.remove(force=True)
+    host = sdk.containers.run("busybox", ["sleep", "30"], detach=True, network_mode="host",
+                              name="busy-host")
+    try:
+        assert "networks" not in host.stats(stream=False)   # the host's are not its own
+    finally:
+        host.remove(force=True)
 
 
 def test_health_checks(daemon):

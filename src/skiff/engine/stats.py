@@ -97,6 +97,7 @@ def sample(pid: int) -> dict:
         io = ""
     if not mem_limit:
         mem_limit = _host_memory()
+    networks = network_counters(pid)
     return {
         "cpu_stats": {"cpu_usage": {"total_usage": usage_ns, "usage_in_usermode": user_ns,
                                     "usage_in_kernelmode": kernel_ns},
@@ -109,7 +110,38 @@ def sample(pid: int) -> dict:
         "blkio_stats": {"io_service_bytes_recursive": _io_bytes(io) if io else None},
         "num_procs": 0,
         "storage_stats": {},
+        **({"networks": networks} if networks is not None else {}),
     }
+
+
+NET_DEV_FIELDS = ("rx_bytes", "rx_packets", "rx_errors", "rx_dropped", None, None, None, None,
+                  "tx_bytes", "tx_packets", "tx_errors", "tx_dropped")
+
+
+def parse_net_dev(text: str) -> dict[str, dict[str, int]]:
+    """/proc/PID/net/dev as docker's stats `networks`: each interface but `lo`."""
+    out = {}
+    for line in text.splitlines()[2:]:
+        name, sep, counters = line.partition(":")
+        name = name.strip()
+        if not sep or name == "lo":
+            continue
+        values = counters.split()
+        out[name] = {key: int(values[i]) for i, key in enumerate(NET_DEV_FIELDS)
+                     if key and i < len(values)}
+    return out
+
+
+def network_counters(pid: int) -> dict | None:
+    """The interfaces of the container's own network namespace; None when it has none of
+    its own (`--network host`, as docker leaves `networks` out then)."""
+    try:
+        if os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat("/proc/self/ns/net").st_ino:
+            return None
+        with open(f"/proc/{pid}/net/dev") as f:
+            return parse_net_dev(f.read())
+    except OSError:
+        return None
 
 
 def _io_bytes(io_stat: str) -> list[dict]:
