@@ -11,9 +11,10 @@
 
 iperf3 (Debian's, installed by scripts/install.sh) runs inside the containers' own network
 namespaces (nsenter --net=/proc/PID/ns/net), so the image needs no iperf3 and both engines'
-packets take the path their containers' would. Docker runs in a network namespace of its own,
-made here, with its iptables rules and docker0 inside it: nothing of it touches the host's
-firewall. skiff gets its own bridge, subnet and nft table. Everything is removed at the end.
+packets take the path their containers' would. Each daemon runs in a network namespace of its
+own, made here, with its bridge and rules (docker's iptables, skiff's nft table) inside it:
+nothing touches the host's firewall, and both are measured in the same surroundings; the
+"host" of host-to-published-port is that namespace. Everything is removed at the end.
 Traffic goes only to loopback and the benchmark's own containers.
 Prints a table and writes the figures as JSON under bench/results/.
 """
@@ -21,6 +22,7 @@ Prints a table and writes the figures as JSON under bench/results/.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -49,13 +51,21 @@ def quiet(cmd, **kw):
 
 
 class SkiffNet:
+    """skiffd in a network namespace of the benchmark's own, as docker below: both engines'
+    bridges, rules and published ports measured in the same surroundings, none on the host."""
     name = "skiff"
 
     def __enter__(self):
+        from skiff.network import links, netns
+
         self.dir = tempfile.mkdtemp(prefix="skiff-netbench-")
+        self.host_netns = f"{self.dir}/netns"
+        netns.create(self.host_netns)
+        links.lo_up(self.host_netns)
         self.sock = os.path.join(self.dir, "run", "skiff.sock")
         self.proc = subprocess.Popen(
-            [command("skiffd"), "--root", os.path.join(self.dir, "root"),
+            ["nsenter", f"--net={self.host_netns}",
+             command("skiffd"), "--root", os.path.join(self.dir, "root"),
              "--exec-root", os.path.join(self.dir, "run"), "-H", f"unix://{self.sock}",
              "--cgroup-parent", "skiff-netbench", "--bridge", SKIFF_NET["bridge"],
              "--bip", SKIFF_NET["bip"], "--default-address-pool", SKIFF_NET["pool"],
@@ -63,7 +73,6 @@ class SkiffNet:
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "skiffd.log"), "w"))
         wait_for_socket(self.sock)
         self.cli = [command("skiff"), "-H", f"unix://{self.sock}"]
-        self.host_netns = None   # the host's own
         sh(self.cli + ["load", "-q", "-i", os.path.join(IMAGES, "busybox.tar")])
         return self
 
@@ -84,8 +93,9 @@ class SkiffNet:
         subprocess.run(["umount", "-R", self.dir], stderr=subprocess.DEVNULL)
         for mount in reversed(_mounts_under(self.dir)):
             quiet(["umount", "-l", mount])
-        quiet(["ip", "link", "del", SKIFF_NET["bridge"]])
-        quiet(["nft", "delete", "table", "ip", SKIFF_NET["table"]])
+        from skiff.network import netns
+
+        netns.remove(self.host_netns)   # its bridge and nft table go with the namespace
         shutil.rmtree(self.dir, ignore_errors=True)
         remove_cgroup_parent("skiff-netbench")
 
@@ -210,25 +220,50 @@ def _iperf(server_netns: str, client_netns: str | None, target: str, port: int,
         server.wait()
 
 
-def throughput(engine, seconds: int, repeats: int) -> dict:
-    import socket
+class Pairs:
+    """An engine's three containers for iperf3: a and b on the default bridge, c with its
+    iperf3 port published on 127.0.0.1."""
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    a, a_pid, _ = _container(engine)
-    b, b_pid, b_ip = _container(engine)
-    c, c_pid, _ = _container(engine, "-p", f"127.0.0.1:{port}:{IPERF_PORT}")
+    def __init__(self, engine):
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.engine = engine
+        self.a, self.a_pid, _ = _container(engine)
+        self.b, self.b_pid, self.b_ip = _container(engine)
+        self.c, self.c_pid, _ = _container(engine, "-p",
+                                           f"127.0.0.1:{self.port}:{IPERF_PORT}")
+
+    def c2c(self, seconds: int) -> float:
+        return _iperf(f"/proc/{self.b_pid}/ns/net", f"/proc/{self.a_pid}/ns/net", self.b_ip,
+                      IPERF_PORT, seconds)
+
+    def h2p(self, seconds: int) -> float:
+        return _iperf(f"/proc/{self.c_pid}/ns/net", self.engine.host_netns, "127.0.0.1",
+                      self.port, seconds)
+
+    def remove(self) -> None:
+        quiet(self.engine.cli + ["rm", "-f", self.a, self.b, self.c])
+
+
+def throughput(engines: dict, seconds: int, repeats: int) -> dict:
+    """Both engines' figures taken turn by turn (the shared machine's load drifts)."""
+    pairs = {name: Pairs(engine) for name, engine in engines.items()}
+    out = {name: {"c2c_all": [], "h2p_all": []} for name in engines}
     try:
-        c2c = [_iperf(f"/proc/{b_pid}/ns/net", f"/proc/{a_pid}/ns/net", b_ip, IPERF_PORT,
-                      seconds) for _ in range(repeats)]
-        h2p = [_iperf(f"/proc/{c_pid}/ns/net", engine.host_netns, "127.0.0.1", port, seconds)
-               for _ in range(repeats)]
+        for _ in range(repeats):
+            for name, pair in pairs.items():
+                out[name]["c2c_all"].append(pair.c2c(seconds))
+                out[name]["h2p_all"].append(pair.h2p(seconds))
     finally:
-        quiet(engine.cli + ["rm", "-f", a, b, c])
-    return {"container_to_container_gbps": statistics.median(c2c),
-            "host_to_published_port_gbps": statistics.median(h2p),
-            "c2c_all": c2c, "h2p_all": h2p}
+        for pair in pairs.values():
+            pair.remove()
+    for name, r in out.items():
+        r["container_to_container_gbps"] = statistics.median(r["c2c_all"])
+        r["host_to_published_port_gbps"] = statistics.median(r["h2p_all"])
+    return out
 
 
 def main() -> None:
@@ -244,16 +279,20 @@ def main() -> None:
         raise SystemExit("iperf3 not found: run scripts/install.sh first")
     subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_test_images.py"),
                     "--out", IMAGES], check=True, stdout=subprocess.DEVNULL)
-    engines = {"skiff": SkiffNet, "docker": DockerNet}
+    classes = {"skiff": SkiffNet, "docker": DockerNet}
     results = {}
-    for name in args.engines.split(","):
-        cls = engines[name]
-        if hasattr(cls, "available") and not cls.available():
-            print(f"{name}: not installed, skipped")
-            continue
-        with cls() as engine:
-            results[name] = {"setup": setup_cost(engine, args.runs),
-                             **throughput(engine, args.seconds, args.repeats)}
+    with contextlib.ExitStack() as stack:
+        engines = {}
+        for name in args.engines.split(","):
+            cls = classes[name]
+            if hasattr(cls, "available") and not cls.available():
+                print(f"{name}: not installed, skipped")
+                continue
+            engines[name] = stack.enter_context(cls())
+        for name, engine in engines.items():
+            results[name] = {"setup": setup_cost(engine, args.runs)}
+        for name, figures in throughput(engines, args.seconds, args.repeats).items():
+            results[name].update(figures)
     print(f"\n{'engine':8} {'bridge run':>11} {'none run':>9} {'set-up':>8} "
           f"{'c2c Gbit/s':>11} {'host->port Gbit/s':>18}")
     for name, r in results.items():

@@ -167,10 +167,11 @@ def test_static_ip_mac_and_ip_range(daemon, net):
     text = out(daemon.cli("run", "--rm", "--network", network.name, "--ip", str(hosts[8]),
                           "--mac-address", "92:d0:c6:0a:29:33", "busybox", "sh", "-c",
                           "ip -4 -o addr show eth0; cat /sys/class/net/eth0/address; "
-                          "ip route"))
+                          "ip route; cat /sys/class/net/eth0/mtu"))
     assert f"inet {hosts[8]}/28" in text
     assert "92:d0:c6:0a:29:33" in text
     assert f"default via {hosts[-1]}" in text
+    assert text.split()[-1] == "1400"   # the network's com.docker.network.driver.mtu
     text = out(daemon.cli("run", "--rm", "--network", network.name, "busybox", "ip", "-4", "-o",
                           "addr", "show", "eth0"))
     assert f"inet {hosts[0]}/28" in text   # from the range: .1 (the gateway is the last)

@@ -607,8 +607,9 @@ class NetworkService:
             self.db.query("UPDATE endpoints SET ip = ?, doc = ? WHERE network_id = ? AND "
                           "container_id = ?", (ip, json.dumps(doc), net["Id"], cid))
         gateway = None if (net["Internal"] or not default_route) else str(config.gateway)
+        mtu = int(net["Options"].get(MTU_OPTION) or 0)
         args = (path, self.bridge_name(net), links.host_ifname(cid, net["Id"]), ifname, ip,
-                config.subnet.prefixlen, mac, gateway)
+                config.subnet.prefixlen, mac, gateway, mtu if mtu and mtu != 1500 else None)
         try:
             links.attach(*args)
         except links.BridgeMissing:   # removed behind our back: make it again
