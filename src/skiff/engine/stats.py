@@ -66,6 +66,7 @@ def system_cpu_ns() -> int:
 def sample(pid: int) -> dict:
     paths = cgroup_paths(pid)
     v2 = "memory" not in paths and "" in paths
+    blkio_v1 = ""
     if v2:
         base = paths[""]
         cpu = _keyed(os.path.join(base, "cpu.stat"))
@@ -95,6 +96,9 @@ def sample(pid: int) -> dict:
         pids = _int(os.path.join(pids_dir, "pids.current"))
         pids_max = _read(os.path.join(pids_dir, "pids.max"), "max")
         io = ""
+        blkio = paths.get("blkio", "")
+        blkio_v1 = _read(os.path.join(blkio, "blkio.throttle.io_service_bytes_recursive")) \
+            if blkio else ""
     if not mem_limit:
         mem_limit = _host_memory()
     networks = network_counters(pid)
@@ -107,7 +111,8 @@ def sample(pid: int) -> dict:
         "memory_stats": {"usage": mem_usage, "limit": mem_limit, "stats": memory},
         "pids_stats": {"current": pids,
                        **({"limit": int(pids_max)} if pids_max.isdigit() else {})},
-        "blkio_stats": {"io_service_bytes_recursive": _io_bytes(io) if io else None},
+        "blkio_stats": {"io_service_bytes_recursive": _io_bytes(io) if v2 and io else
+                        _io_bytes_v1(blkio_v1) if not v2 and blkio_v1 else None},
         "num_procs": 0,
         "storage_stats": {},
         **({"networks": networks} if networks is not None else {}),
@@ -154,6 +159,19 @@ def _io_bytes(io_stat: str) -> list[dict]:
             if key in values:
                 entries.append({"major": int(major), "minor": int(minor), "op": op,
                                 "value": int(values[key])})
+    return entries
+
+
+def _io_bytes_v1(text: str) -> list[dict]:
+    """blkio.throttle.io_service_bytes_recursive: "MAJ:MIN Op bytes" lines (and a Total)."""
+    entries = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) != 3 or ":" not in fields[0]:
+            continue
+        major, _, minor = fields[0].partition(":")
+        entries.append({"major": int(major), "minor": int(minor), "op": fields[1].lower(),
+                        "value": int(fields[2])})
     return entries
 
 

@@ -130,12 +130,16 @@ def stats_row(stats: dict) -> list[str]:
     blkio = (stats.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []
     read = sum(e["value"] for e in blkio if e.get("op", "").lower() == "read")
     write = sum(e["value"] for e in blkio if e.get("op", "").lower() == "write")
+    networks = (stats.get("networks") or {}).values()
+    received = sum(n.get("rx_bytes", 0) for n in networks)
+    sent = sum(n.get("tx_bytes", 0) for n in networks)
 
     from skiff.cli.format import bytes_size as binary
 
     return [stats.get("id", "")[:12], stats.get("name", "").lstrip("/"),
             f"{cpu_percent(stats):.2f}%", f"{binary(used)} / {binary(limit)}",
-            f"{(used / limit * 100 if limit else 0):.2f}%", "0B / 0B",
+            f"{(used / limit * 100 if limit else 0):.2f}%",
+            f"{human_size(received)} / {human_size(sent)}",
             f"{human_size(read)} / {human_size(write)}",
             str((stats.get("pids_stats") or {}).get("current", 0))]
 
