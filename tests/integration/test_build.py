@@ -556,3 +556,35 @@ def test_docker_cli_classic_builder(daemon, ctxdir):
         assert b"The command '/bin/sh -c exit 7' returned a non-zero code: 7" in result.stderr
     finally:
         shutil.rmtree(env["DOCKER_CONFIG"], ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def seeded_registry(daemon, test_images, tmp_path_factory):
+    """busybox pushed by skiff into a loopback registry (as test_registry.py seeds it)."""
+    from tests.integration.test_registry import _registry, load_as
+
+    registry = _registry(tmp_path_factory)
+    try:
+        load_as(daemon, test_images, f"{registry.host}/library/bb:latest")
+        client = daemon.client()
+        lines = list(client.api.push(f"{registry.host}/library/bb", "latest", stream=True,
+                                     decode=True))
+        assert not [line for line in lines if "error" in line], lines
+        client.images.remove(f"{registry.host}/library/bb:latest")
+        yield f"{registry.host}/library/bb:latest"
+    finally:
+        registry.stop()
+
+
+def test_from_pulls_a_missing_image_and_pull_flag(sdk, ctxdir, seeded_registry):
+    image, messages = build(sdk, ctxdir, f"FROM {seeded_registry}\nRUN echo on-pulled\n")
+    assert image, messages
+    statuses = [m.get("status") or "" for m in messages]
+    assert any(s.startswith("Status: Downloaded newer image") or "Pulling from" in s
+               for s in statuses), messages
+    assert "on-pulled\n" in text_of(messages)
+    _, messages = build(sdk, ctxdir, pull=True)
+    assert any("Image is up to date" in (m.get("status") or "") for m in messages), messages
+    _, messages = build(sdk, ctxdir, "FROM nosuchimage-for-skiff:1\n")
+    assert "allowed registries" in error_of(messages) or "pull access denied" in \
+        error_of(messages)

@@ -53,7 +53,7 @@ def _json_arg(request: Request, name: str, kind: type):
     return value
 
 
-def options_from(request: Request):
+def options_from(request: Request, engine):
     from skiff.engine.builder import BuildOptions
 
     if request.arg("remote"):
@@ -69,7 +69,14 @@ def options_from(request: Request):
         ref = reference.parse(tag)
         if ref.digest:
             raise InvalidArgument(f"invalid reference format: {tag}")
+    from skiff.engine import builder
+    from skiff.engine import pull as engine_pull
+
+    registry_options = getattr(engine, "registry_options", None) or \
+        engine_pull.RegistryOptions.from_environment(os.environ)
     return BuildOptions(
+        registry_options=registry_options,
+        registry_auth=builder.registry_auth(request.headers.get("x-registry-config")),
         dockerfile=request.arg("dockerfile") or "Dockerfile", tags=tags,
         build_args={str(k): (None if v is None else str(v)) for k, v in build_args.items()},
         labels={str(k): str(v) for k, v in labels.items()}, target=request.arg("target") or "",
@@ -95,7 +102,7 @@ def routes(engine):
         return json_response({"Need": need})
 
     async def build(request: Request):
-        options = options_from(request)
+        options = options_from(request, engine)
         key = request.arg("skiffcontext") or ""
         lock = None
         if key:

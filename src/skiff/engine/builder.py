@@ -73,6 +73,8 @@ class BuildOptions:
     cache_from: list[str] = field(default_factory=list)
     remove: bool = True          # rm: remove intermediate containers after a good build
     force_remove: bool = False   # forcerm: always remove them
+    registry_options: object = None                       # engine.pull.RegistryOptions
+    registry_auth: dict = field(default_factory=dict)     # registry domain -> Credentials
 
 
 @dataclass
@@ -291,20 +293,27 @@ class Build:
         return host
 
     async def _base_image(self, name: str, line: int):
+        """FROM's image (and COPY --from's): pulled when missing, or always with --pull, as
+        docker does, with the pull's progress in the build's stream."""
         images = self.engine.images
         try:
             ref = reference.parse(name)
         except InvalidArgument as e:
             raise DockerfileError(str(e), line) from None
         if self.options.pull or not self._have(name):
-            if not self.options.pull and ref.domain == "docker.io":
-                # docker would pull here; skiff pulls from the default registry only when asked
-                raise NotFound(f"pull access denied for {ref.familiar_name()}, repository "
-                               f"does not exist or may require 'docker login': No such "
-                               f"image: {ref.familiar()}")
             from skiff.engine import pull
 
-            await asyncio.to_thread(pull.pull, images, str(ref))
+            loop = asyncio.get_running_loop()
+            quiet = self.options.quiet
+
+            def progress(message: dict) -> None:
+                if not quiet:
+                    loop.call_soon_threadsafe(self.emit_raw, message)
+
+            credentials = self.options.registry_auth.get(ref.domain) or \
+                self.options.registry_auth.get(pull.login_domain(ref.domain))
+            await asyncio.to_thread(pull.pull, images, str(ref), credentials=credentials,
+                                    options=self.options.registry_options, progress=progress)
         return images.get(name)
 
     def _have(self, name: str) -> bool:
@@ -857,6 +866,28 @@ def prune(engine, everything: bool = False) -> dict:
                     if engine.snapshots.exists(c))
         reclaimed += max(0, before - after)
     return {"CachesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+
+def registry_auth(header: str | None) -> dict:
+    """X-Registry-Config (base64url JSON: registry -> auth config) as domain -> credentials,
+    for the pulls of FROM."""
+    import base64
+
+    from skiff.engine import pull
+    from skiff.registry import auth
+
+    if not header:
+        return {}
+    try:
+        text = header + "=" * (-len(header) % 4)
+        doc = json.loads(base64.urlsafe_b64decode(text.encode()))
+    except (ValueError, TypeError):
+        return {}
+    out = {}
+    for server, config in (doc.items() if isinstance(doc, dict) else []):
+        if isinstance(config, dict):
+            out[pull.login_domain(str(server))] = auth.credentials_from_json(config)
+    return out
 
 
 def receive_context(fileobj, dest: str) -> ContextDir:
