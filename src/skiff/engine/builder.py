@@ -511,7 +511,7 @@ class Build:
     def _commit_container(self, state: _State, cid: str, keep: bool):
         """A RUN container's changes as the next layer. Its upper dir is adopted as the
         snapshot unless the container is kept (rm=false): then the layer is unpacked anew."""
-        from skiff.engine.commit import _mount_points, _write_and_unpack
+        from skiff.engine.commit import _mount_points
 
         snaps = self.engine.snapshots
         exclude = _mount_points(self.engine, cid)
@@ -521,22 +521,27 @@ class Build:
             build_files.drop_mount_points(upper, lowers, exclude)
             build_files.strip_overlay_xattrs(upper)
             return self._commit_dir(state, upper, lowers)
+        # The container stays (rm=false): its upper dir is left alone, the layer is written
+        # to a blob and unpacked from it as a snapshot of its own.
         parent = state.chains[-1] if state.chains else None
-        made: list[str] = []
-
-        def produce(out) -> None:
-            snapdiff.write_layer(upper, out, lowers=lowers, exclude=exclude)
-
-        with self.engine.images._lock:
+        images = self.engine.images
+        with images._lock:
+            diff_id = made = None
             try:
-                diff_id, size = _write_and_unpack(snaps, parent, self.engine.content, produce,
-                                                  made)
+                with self.engine.content.writer() as blob:
+                    snapdiff.write_layer(upper, blob, lowers=lowers, exclude=exclude)
+                    diff_id, size = blob.commit()
+                chain = chain_id(parent, diff_id)
+                if not snaps.exists(chain):
+                    snaps.unpack(chain, parent, self.engine.content.path(diff_id),
+                                 oci_image.DOCKER_LAYER, expected_diff_id=diff_id)
+                    made = chain
             except BaseException:
-                self.engine.images._discard(made, set())
+                images._discard([made] if made else [], {diff_id} if diff_id else set())
                 raise
         layer = {"digest": diff_id, "size": size, "mediaType": oci_image.DOCKER_LAYER,
-                 "diffID": diff_id, "chainID": chain_id(parent, diff_id)}
-        return layer, (made[0] if made else None)
+                 "diffID": diff_id, "chainID": chain}
+        return layer, made
 
     def _layer_step(self, state: _State, fill, created_by: str, cfg: dict | None = None):
         """A layer made by `fill(upper, lowers)` in a fresh snapshot dir, then recorded."""
