@@ -7,9 +7,12 @@ The decoders themselves live in skiff.wire (sans-IO); this module only feeds the
 from __future__ import annotations
 
 import _socket  # not `socket`: see transport.py
-from collections.abc import Iterable, Iterator
 
 from skiff.client.errors import ProtocolError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:   # annotations only: collections' import costs every command ~1 ms
+    from collections.abc import Iterable, Iterator
 
 RAW_STREAM = "application/vnd.docker.raw-stream"
 MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"

@@ -2,7 +2,8 @@
 
 Owns: stdout/stderr stream framing (`framing`), API versions and their negotiation
 (`version`), JSON progress messages and the JSON-stream decoder (`progress`), the error
-body and `ProtocolError` (`errors`), and the `filters` query parameter (`filters`).
+body and `ProtocolError` (`errors`), the `filters` query parameter (`filters`), and JSON
+through the C codec without the `json` package's imports (`jsonfast`).
 
 Rules: bytes or text in, values or events out; no I/O (no sockets, files or event
 loops). Every decoder names a limit on what it buffers and raises `ProtocolError` (saying

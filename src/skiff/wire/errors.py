@@ -1,7 +1,6 @@
 """The Engine API's error body (`{"message": "..."}`) and the wire's own protocol error."""
 
-import json
-
+import skiff.wire.jsonfast as jsonfast
 from skiff.errors import SkiffError
 
 
@@ -20,7 +19,7 @@ class ProtocolError(SkiffError):
 
 def error_body(message: str) -> bytes:
     """What dockerd sends with a 4xx/5xx status: one JSON object and a newline."""
-    return json.dumps({"message": message}, ensure_ascii=False).encode() + b"\n"
+    return jsonfast.dumps({"message": message}, ascii=False).encode() + b"\n"
 
 
 def parse_error_body(body: bytes | str) -> str:
@@ -28,7 +27,7 @@ def parse_error_body(body: bytes | str) -> str:
     field when the body is Docker's JSON, else the body's text itself."""
     text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else body
     try:
-        doc = json.loads(text)
+        doc = jsonfast.loads(text)
     except ValueError:
         return text.strip()
     if isinstance(doc, dict):
