@@ -418,6 +418,21 @@ def test_parse_errors_are_http_errors_with_the_line(sdk, ctxdir, daemon):
     assert leftovers(daemon) == NOTHING
 
 
+def test_hostile_context_tar_refused(sdk, daemon):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("Dockerfile", b"FROM busybox\n"), ("../escaped", b"x")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    with pytest.raises(docker.errors.APIError) as info:
+        list(sdk.api.build(fileobj=buf, custom_context=True, decode=True))
+    assert info.value.status_code == 400 and "escaped" in str(info.value)
+    assert not os.path.exists(os.path.join(daemon.root, "build", "escaped"))
+    assert leftovers(daemon) == NOTHING
+
+
 def test_cache_content_not_timestamps_and_late_change(sdk, ctxdir):
     files = {f"src/f{i}.txt": f"{i}\n" for i in range(20)}
     write(ctxdir, dict(files, late="v1\n"))
