@@ -33,7 +33,6 @@ from skiff.store import failpoint
 
 KINDS = {"C": 0, "A": 1, "D": 2}  # the Engine API's numbers for docker's letters
 FREEZE_TIMEOUT = 10.0
-PIPE_SIZE = 1 << 20       # the pipe between the layer writer and the unpacker
 # Keys of a container's Config that belong in an image config (docker's ContainerConfig).
 IMAGE_CONFIG_KEYS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout",
                      "AttachStderr", "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env",
@@ -198,12 +197,14 @@ def commit(engine, ref: str, *, repo: str = "", tag: str = "", comment: str = ""
                 record.state.get("Paused") and pid > 0
             made: list[str] = []  # the new snapshot, once it exists
 
-            def produce(out) -> None:
+            def produce(out, mirror) -> None:
                 if freeze:
                     with _Freezer(pid):
-                        snapdiff.write_layer(upper, out, lowers=lowers, exclude=exclude)
+                        snapdiff.write_layer(upper, out, lowers=lowers, exclude=exclude,
+                                             mirror=mirror)
                 else:
-                    snapdiff.write_layer(upper, out, lowers=lowers, exclude=exclude)
+                    snapdiff.write_layer(upper, out, lowers=lowers, exclude=exclude,
+                                         mirror=mirror)
 
             try:
                 diff_id, size = _write_and_unpack(snaps, parent, store, produce, made)
@@ -250,73 +251,32 @@ def commit(engine, ref: str, *, repo: str = "", tag: str = "", comment: str = ""
         return config_digest
 
 
-class _Tee:
-    def __init__(self, *outs):
-        self.outs = outs
-
-    def write(self, data) -> int:
-        for out in self.outs:
-            out.write(data)
-        return len(data)
-
-
 def _write_and_unpack(snaps, parent: str | None, store, produce, made: list[str]):
-    """Write the layer tar once, into a blob and, through a pipe, into the snapshot that a
-    thread unpacks at the same time (the two disk writes overlap instead of following each
-    other). Returns (diff id, size); the new snapshot's chain id is appended to `made`."""
-    import threading
+    """Write the layer tar once, into a blob, and make its snapshot in the same pass: every
+    entry the tar writer emits is applied to the snapshot's directory from the same TarInfo
+    (unpack.LayerWriter: the checks and conversions of an unpack, with no tar to parse and no
+    second copy of the bytes). Returns (diff id, size); the new snapshot's chain id is
+    appended to `made`."""
+    from skiff.snapshot.unpack import LayerWriter
 
-    r, w = os.pipe()
-    try:  # fewer, larger hand-overs between the writer and the unpacker
-        import fcntl
-        fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
-    except OSError:
-        pass
-    outcome: dict = {}
-
-    def consume() -> None:
-        try:
-            with os.fdopen(r, "rb", buffering=1 << 20) as f:
-                # the blob writer hashes the same bytes: at EOF it has seen them all
-                chain, diff_id, created = snaps.unpack_stream(
-                    parent, f, oci_image.DOCKER_LAYER, digest_after=lambda: blob.digest())
-                if created:
-                    made.append(chain)
-                outcome["diff_id"] = diff_id
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    blob = store.writer()
-    thread = threading.Thread(target=consume, name="commit-unpack", daemon=True)
-    thread.start()
-    pipe = os.fdopen(w, "wb", buffering=1 << 20)
-    try:
-        with blob:
+    with store.writer() as blob:
+        def fill(fs: str):
+            mirror = LayerWriter(fs, chown=snaps.chown)
             try:
-                produce(_Tee(blob, pipe))
-                pipe.flush()
-            except BrokenPipeError:
-                pass  # the unpacker failed: its error is the one to report
+                produce(blob, mirror)
+                mirror.finish()
             finally:
-                try:
-                    pipe.close()  # EOF for the unpacker (a truncated tar if produce failed)
-                except BrokenPipeError:
-                    pass
-            blob.flush_to_disk()  # while the unpacker finishes
-            thread.join()
-            if "error" in outcome:
-                raise outcome["error"]
-            digest, size = blob.commit()
-    finally:
-        if not pipe.closed:
-            try:
-                pipe.close()
-            except BrokenPipeError:
-                pass
-        thread.join()
-    if outcome.get("diff_id") != digest:
-        raise InvalidArgument(f"commit: the layer unpacked as {outcome.get('diff_id')} but "
-                              f"was stored as {digest}")
+                mirror.close()
+            blob.flush_to_disk()
+            return blob.digest(), mirror.content_size, blob.size
+
+        chain, diff_id, created = snaps.build(parent, fill)
+        if created:
+            made.append(chain)
+        digest, size = blob.commit()
+    if diff_id != digest:
+        raise InvalidArgument(f"commit: the layer was built as {diff_id} but stored as "
+                              f"{digest}")
     return digest, size
 
 

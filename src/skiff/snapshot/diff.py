@@ -176,12 +176,15 @@ def changes(upper: str, lowers: list[str],
 class _TarWriter:
     """PAX tar entries written straight to `out` (anything with `write(bytes)`)."""
 
-    def __init__(self, out: BinaryIO):
+    def __init__(self, out: BinaryIO, mirror=None):
         self.out = out
+        self.mirror = mirror      # gets every entry as written (see write_layer)
         self.links: dict[tuple[int, int], str] = {}
 
     def _header(self, info: tarfile.TarInfo) -> None:
         self.out.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        if self.mirror is not None and not (info.isreg() and info.size):
+            self.mirror.apply(info, _NO_DATA)
 
     def entry(self, full: str, rel: str, st: os.stat_result, *, xattrs: dict | None = None,
               name: str | None = None) -> None:
@@ -207,7 +210,10 @@ class _TarWriter:
                 self.links[key] = info.name
             info.type, info.size = tarfile.REGTYPE, st.st_size
             self._header(info)
-            self._content(full, st.st_size)
+            if self.mirror is not None and st.st_size:
+                self._mirrored_content(full, info)
+            else:
+                self._content(full, st.st_size)
             return
         if stat.S_ISDIR(mode):
             info.type = tarfile.DIRTYPE
@@ -246,15 +252,60 @@ class _TarWriter:
         if pad:
             self.out.write(bytes(pad))
 
+    def _mirrored_content(self, full: str, info: tarfile.TarInfo) -> None:
+        """The file's bytes into the tar and, in the same pass, into the mirror's copy (which
+        reads them through `_TeeFile`, as it would read them from a tar)."""
+        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            source = _TeeFile(fd, info.size, self.out)
+            self.mirror.apply(info, source)
+            source.finish()
+        finally:
+            os.close(fd)
+        pad = -info.size % BLOCK
+        if pad:
+            self.out.write(bytes(pad))
+
     def finish(self) -> None:
         self.out.write(bytes(2 * BLOCK))
 
 
+class _NoData:
+    @staticmethod
+    def read(n: int = -1) -> bytes:
+        return b""
+
+
+_NO_DATA = _NoData()
+
+
+class _TeeFile:
+    """A file's content for a mirror to read, written into the tar as it is read; a file that
+    shrank meanwhile is padded with zeros, as the header promised its size."""
+
+    def __init__(self, fd: int, size: int, out):
+        self.fd, self.left, self.out = fd, size, out
+
+    def read(self, n: int = CHUNK) -> bytes:
+        if self.left <= 0:
+            return b""
+        data = os.read(self.fd, min(n, self.left)) or bytes(min(n, self.left))
+        self.left -= len(data)
+        self.out.write(data)
+        return data
+
+    def finish(self) -> None:
+        while self.left > 0:
+            self.read(CHUNK)
+
+
 def write_layer(upper: str, out: BinaryIO, *, lowers: list[str] = (),
-                exclude: frozenset[str] = frozenset()) -> None:
+                exclude: frozenset[str] = frozenset(), mirror=None) -> None:
     """The upper dir as an OCI layer tar: whiteouts become `.wh.NAME` entries, opaque dirs get
-    a `.wh..wh..opq` entry, mount points of `exclude` are left out."""
-    tar = _TarWriter(out)
+    a `.wh..wh..opq` entry, mount points of `exclude` are left out. `mirror.apply(info, f)`
+    (unpack.LayerWriter) gets every entry as it is written, with a reader of its content: a
+    commit makes its snapshot in the same pass, from the same TarInfo, with no tar to parse."""
+    tar = _TarWriter(out, mirror)
 
     def walk(directory: str, prefix: str) -> None:
         for entry in _scandir(directory):

@@ -176,45 +176,6 @@ class Snapshotter:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
 
-    def unpack_stream(self, parent_chain: str | None, fileobj,
-                      media_type: str | None = None, *,
-                      digest_after=None) -> tuple[str, str, bool]:
-        """As `unpack`, from a stream whose diff id is not known beforehand (a commit's layer
-        while it is being written): the chain id follows from the content. Returns
-        (chain id, diff id, whether the snapshot is new). Reads `fileobj` to its end.
-        `digest_after()`: the stream's sha256 once it has been read to its end, from the
-        writer that hashed it as it sent it (an uncompressed stream is not hashed again)."""
-        if parent_chain is not None and not self.exists(parent_chain):
-            raise NotFound(f"parent snapshot {parent_chain} does not exist")
-        tmp = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.dir)
-        try:
-            fs = os.path.join(tmp, "fs")
-            os.mkdir(fs, 0o755)
-            result = apply_layer(fileobj, fs, media_type=media_type, chown=self.chown,
-                                 known_digest=digest_after)
-            chain = chain_id(parent_chain, result.diff_id)
-            target = os.path.join(self.dir, _hex(chain))
-            if os.path.isdir(target):
-                return chain, result.diff_id, False
-            meta = {"diff_id": result.diff_id, "parent": parent_chain or "",
-                    "info.json": json.dumps({"size": result.content_size,
-                                             "tar_size": result.tar_size})}
-            for name, text in meta.items():
-                _write_synced(os.path.join(tmp, name), text)
-            failpoint.hit("snapshot.unpack.before_rename")
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                if not os.path.isdir(target):
-                    raise
-                return chain, result.diff_id, False
-            tmp = None
-            _fsync_dir(self.dir)
-            return chain, result.diff_id, True
-        finally:
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
-
     def adopt(self, parent_chain: str | None, diff_id: str, source: str, *,
               size: int = 0, tar_size: int = 0) -> tuple[str, bool]:
         """Make the directory `source` the committed snapshot of the layer `diff_id` on
@@ -248,6 +209,41 @@ class Snapshotter:
             tmp = None
             _fsync_dir(self.dir)
             return chain, True
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def build(self, parent_chain: str | None, fill) -> tuple[str, str, bool]:
+        """A snapshot made by `fill(fs_dir) -> (diff id, content size, tar size)`, which
+        writes the layer's files in overlay form into the empty `fs_dir` (a commit, from the
+        entries of the tar it writes at the same time): the chain id follows from the diff id.
+        Returns (chain id, diff id, whether the snapshot is new); what `fill` raises leaves
+        nothing behind."""
+        if parent_chain is not None and not self.exists(parent_chain):
+            raise NotFound(f"parent snapshot {parent_chain} does not exist")
+        tmp = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.dir)
+        try:
+            fs = os.path.join(tmp, "fs")
+            os.mkdir(fs, 0o755)
+            diff_id, content_size, tar_size = fill(fs)
+            chain = chain_id(parent_chain, diff_id)
+            target = os.path.join(self.dir, _hex(chain))
+            if os.path.isdir(target):
+                return chain, diff_id, False
+            meta = {"diff_id": diff_id, "parent": parent_chain or "",
+                    "info.json": json.dumps({"size": content_size, "tar_size": tar_size})}
+            for name, text in meta.items():
+                _write_synced(os.path.join(tmp, name), text)
+            failpoint.hit("snapshot.unpack.before_rename")
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if not os.path.isdir(target):
+                    raise
+                return chain, diff_id, False
+            tmp = None
+            _fsync_dir(self.dir)
+            return chain, diff_id, True
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
