@@ -227,3 +227,49 @@ def test_exec_pause_and_a_daemon_restart(remapped, runtime):
     finally:
         remapped.client().api.remove_container(container.id, force=True)
     assert not [m for m in mounts_under(remapped.dir) if "/containers/" in m or "/layers/" in m]
+
+
+def test_cp_speaks_the_containers_ids(remapped, tmp_path):
+    """`cp` under a remap, running and stopped: archives carry the container's ids (its root
+    is 0, not the host's shifted id), and files copied in belong to the container's root (or,
+    with -a, to the archive's ids shifted into the container's range)."""
+    import io
+    import tarfile
+
+    uid, gid = _root_ids()
+    sdk = remapped.client()
+    for running in (True, False):
+        name = f"cp-remap-{int(running)}"
+        if running:
+            c = sdk.containers.run("busybox", ["sleep", "300"], detach=True, name=name)
+        else:
+            c = sdk.containers.create("busybox", ["true"], name=name)
+        try:
+            stream, _ = c.get_archive("/etc/passwd")
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                member = tar.getmember("passwd")
+                assert (member.uid, member.gid) == (0, 0)
+            src = tmp_path / f"in-{int(running)}"
+            src.write_text("data")
+            result = remapped.cli("cp", str(src), f"{name}:/tmp/plain")
+            assert result.returncode == 0, result.stderr.decode()
+            archive = io.BytesIO()
+            with tarfile.open(fileobj=archive, mode="w") as tar:
+                info = tarfile.TarInfo("owned")
+                info.size, info.uid, info.gid = 1, 1000, 1000
+                tar.addfile(info, io.BytesIO(b"x"))
+            result = remapped.cli("cp", "-a", "-", f"{name}:/tmp", input=archive.getvalue())
+            assert result.returncode == 0, result.stderr.decode()
+            out = remapped.cli("cp", f"{name}:/tmp/", "-")
+            with tarfile.open(fileobj=io.BytesIO(out.stdout)) as tar:
+                owners = {m.name: (m.uid, m.gid) for m in tar.getmembers()}
+            assert owners["tmp/plain"] == (0, 0) and owners["tmp/owned"] == (1000, 1000)
+            if running:   # the container itself agrees
+                listing = c.exec_run(["stat", "-c", "%n %u %g", "/tmp/plain", "/tmp/owned"])
+                assert listing.output.decode().split("\n")[:2] == ["/tmp/plain 0 0",
+                                                                    "/tmp/owned 1000 1000"]
+            bundle = os.path.join(remapped.root, "containers", c.id)
+            assert not [n for n in os.listdir(bundle) if n.startswith("cp-lowers")]
+        finally:
+            c.remove(force=True)
+    assert not mounts_under(remapped.root + "/containers")

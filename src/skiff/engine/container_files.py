@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sys
 from typing import AsyncIterator
 
@@ -36,18 +37,20 @@ def _request(engine, ref: str, op: str, path: str, **extra) -> tuple[object, dic
     record = engine.containers.get(ref)
     state = record.state
     request = {"op": op, "path": path if path.startswith("/") else "/" + path, **extra}
+    bundle = engine.containers.container_dir(record.id)
+    try:
+        with open(os.path.join(bundle, "config.json")) as f:
+            spec = json.load(f)
+    except (OSError, ValueError):
+        raise SkiffError(f"container {record.id} has no runtime bundle") from None
+    if (spec.get("linux") or {}).get("uidMappings"):
+        request["config"] = {"linux": spec["linux"], "annotations": spec.get("annotations")}
     if state.get("Running") and state.get("Pid"):
         request["pid"] = state["Pid"]
     else:
         if state.get("Restarting"):
             raise Conflict(f"Container {record.id} is restarting, wait until the container "
                            "is running")
-        bundle = engine.containers.container_dir(record.id)
-        try:
-            with open(os.path.join(bundle, "config.json")) as f:
-                spec = json.load(f)
-        except (OSError, ValueError):
-            raise SkiffError(f"container {record.id} has no runtime bundle") from None
         annotations = spec.get("annotations") or {}
         request.update(bundle=bundle, mounts=spec.get("mounts") or [],
                        rootfs=json.loads(annotations.get(ROOTFS_MOUNTS_ANNOTATION) or "[]"),
@@ -62,6 +65,16 @@ async def _spawn(request: dict, stdin: bool):
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=CHUNK)
 
 
+async def _reap(proc, request: dict) -> int:
+    """Wait for the helper; remove the directory its idmapped layers were mounted in (a
+    stopped user-namespaced container's: the mounts went with its private namespace)."""
+    code = await proc.wait()
+    if request.get("bundle") and request.get("config"):
+        shutil.rmtree(os.path.join(request["bundle"], f"cp-lowers-{proc.pid}"),
+                      ignore_errors=True)
+    return code
+
+
 def _failure(answer: dict, ref: str, path: str) -> SkiffError:
     status, text = answer.get("status", 500), answer.get("error") or "failed"
     if status == 404:
@@ -73,16 +86,16 @@ def _failure(answer: dict, ref: str, path: str) -> SkiffError:
     return SkiffError(text)
 
 
-async def _first_line(proc, ref: str, path: str) -> dict:
+async def _first_line(proc, request: dict, ref: str, path: str) -> dict:
     line = await proc.stdout.readline()
     if not line:
-        await proc.wait()
+        await _reap(proc, request)
         err = (await proc.stderr.read()).decode(errors="replace").strip().splitlines()
         raise SkiffError("cannot reach the container's files: " +
                          (err[-1] if err else f"exit status {proc.returncode}"))
     answer = json.loads(line)
     if "error" in answer:
-        await proc.wait()
+        await _reap(proc, request)
         raise _failure(answer, ref, path)
     return answer
 
@@ -92,8 +105,8 @@ async def stat_path(engine, ref: str, path: str) -> dict:
     linkTarget."""
     _, request = _request(engine, ref, "stat", path)
     proc = await _spawn(request, stdin=False)
-    answer = await _first_line(proc, ref, path)
-    await proc.wait()
+    answer = await _first_line(proc, request, ref, path)
+    await _reap(proc, request)
     return answer["stat"]
 
 
@@ -101,11 +114,11 @@ async def archive(engine, ref: str, path: str) -> tuple[dict, AsyncIterator[byte
     record, request = _request(engine, ref, "get", path)
     proc = await _spawn(request, stdin=False)
     try:
-        answer = await _first_line(proc, ref, path)
+        answer = await _first_line(proc, request, ref, path)
     except BaseException:
         if proc.returncode is None:
             proc.kill()
-            await proc.wait()
+            await _reap(proc, request)
         raise
     engine.containers._emit(record, "archive-path")
 
@@ -116,12 +129,12 @@ async def archive(engine, ref: str, path: str) -> tuple[dict, AsyncIterator[byte
                 if not data:
                     break
                 yield data
-            if await proc.wait() != 0:
+            if await _reap(proc, request) != 0:
                 raise SkiffError("the archive of the container's files was cut short")
         finally:
             if proc.returncode is None:  # the client went away: stop reading their files
                 proc.kill()
-                await proc.wait()
+                await _reap(proc, request)
 
     return answer["stat"], chunks()
 
@@ -144,8 +157,8 @@ async def extract(engine, ref: str, path: str, body: AsyncIterator[bytes], *,
                 proc.stdin.close()
             except (BrokenPipeError, ConnectionResetError):
                 pass
-    answer = await _first_line(proc, ref, path)
-    await proc.wait()
+    answer = await _first_line(proc, request, ref, path)
+    await _reap(proc, request)
     if not answer.get("ok"):
         raise SkiffError("extracting the archive failed")
     engine.containers._emit(record, "extract-to-dir")

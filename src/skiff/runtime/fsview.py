@@ -8,7 +8,7 @@ REQUEST: {"op": "stat" | "get" | "put", "path": an absolute path in the containe
           "rootfs": the rootfs mounts (annotation org.skiff.rootfs.mounts) of a stopped one,
           "bundle": its bundle directory, "mounts": its config.json mounts,
           "readonly": its root.readonly, "no_overwrite_dir_non_dir": bool,
-          "copy_uid_gid": bool}
+          "copy_uid_gid": bool, "config": its config.json (for a user namespace's maps)}
 
 Why a process of its own: it enters the running container's mount namespace, or mounts a
 stopped container's rootfs in a private mount namespace of its own, then chroots there. Every
@@ -52,6 +52,34 @@ GO_SETUID, GO_SETGID, GO_CHARDEV, GO_STICKY = 1 << 23, 1 << 22, 1 << 21, 1 << 20
 # Kernel filesystems of a running container whose contents are not files to copy.
 PSEUDO_DIRS = ("/proc", "/sys", "/dev/pts", "/dev/mqueue")
 CHUNK = 1 << 20
+
+
+class IdMap:
+    """A user-namespaced container's id maps (config.json's uidMappings or gidMappings): tar
+    headers carry the container's ids, its files on the host carry shifted ones."""
+
+    def __init__(self, maps: list[dict] | None):
+        self.maps = [(m["containerID"], m["hostID"], m["size"]) for m in maps or ()]
+
+    def to_container(self, host_id: int) -> int:
+        if not self.maps:
+            return host_id
+        for inside, outside, size in self.maps:
+            if outside <= host_id < outside + size:
+                return inside + host_id - outside
+        return 65534  # the kernel's overflow id: what the container sees for it
+
+    def to_host(self, container_id: int) -> int:
+        if not self.maps:
+            return container_id
+        for inside, outside, size in self.maps:
+            if inside <= container_id < inside + size:
+                return outside + container_id - inside
+        raise Refused(400, f"id {container_id} is not mapped in the container's user "
+                           "namespace")
+
+
+NO_MAP = IdMap(None)
 
 
 class Refused(Exception):
@@ -118,10 +146,11 @@ def stat_of(path: str) -> dict:
 # -- get -------------------------------------------------------------------------------------
 
 
-def _tarinfo(path: str, name: str, info: os.stat_result, links: dict) -> tarfile.TarInfo:
+def _tarinfo(path: str, name: str, info: os.stat_result, links: dict,
+             ids: tuple[IdMap, IdMap]) -> tarfile.TarInfo:
     ti = tarfile.TarInfo(name)
     ti.mode = st.S_IMODE(info.st_mode)
-    ti.uid, ti.gid = info.st_uid, info.st_gid
+    ti.uid, ti.gid = ids[0].to_container(info.st_uid), ids[1].to_container(info.st_gid)
     ti.mtime = int(info.st_mtime)
     mode = info.st_mode
     if st.S_ISREG(mode):
@@ -166,7 +195,7 @@ def _xattrs(path: str) -> dict[str, str]:
     return out
 
 
-def write_tree(path: str, out) -> None:
+def write_tree(path: str, out, ids: tuple[IdMap, IdMap] = (NO_MAP, NO_MAP)) -> None:
     """The tar docker's GET archive gives: the resolved path named as the request's last
     component, its contents below it."""
     resolved = resolve(path)
@@ -176,15 +205,15 @@ def write_tree(path: str, out) -> None:
     links: dict = {}
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
                       encoding="utf-8", errors="surrogateescape") as tar:
-        _add(tar, resolved, name, links)
+        _add(tar, resolved, name, links, ids)
 
 
-def _add(tar: tarfile.TarFile, path: str, name: str, links: dict) -> None:
+def _add(tar: tarfile.TarFile, path: str, name: str, links: dict, ids) -> None:
     try:
         info = os.lstat(path)
     except FileNotFoundError:
         return  # gone while we walked: a running container changes under us
-    ti = _tarinfo(path, name, info, links)
+    ti = _tarinfo(path, name, info, links, ids)
     if ti is None:
         return
     if ti.type == tarfile.REGTYPE:
@@ -201,7 +230,7 @@ def _add(tar: tarfile.TarFile, path: str, name: str, links: dict) -> None:
         except OSError:
             return
         for entry in entries:
-            _add(tar, posixpath.join(path, entry), posixpath.join(name, entry), links)
+            _add(tar, posixpath.join(path, entry), posixpath.join(name, entry), links, ids)
 
 
 def _nofollow(path, flags):
@@ -211,8 +240,11 @@ def _nofollow(path, flags):
 # -- put -------------------------------------------------------------------------------------
 
 
-def extract(stream, *, no_overwrite_dir_non_dir: bool, copy_uid_gid: bool) -> None:
-    """Extract a tar into the current root (the destination directory, after the chroot)."""
+def extract(stream, *, no_overwrite_dir_non_dir: bool, copy_uid_gid: bool,
+            ids: tuple[IdMap, IdMap] = (NO_MAP, NO_MAP)) -> None:
+    """Extract a tar into the current root (the destination directory, after the chroot).
+    Owners are the container's root (its host ids), or with `copy_uid_gid` the archive's,
+    both shifted into the container's user namespace if it has one."""
     dirs = []
     with tarfile.open(fileobj=stream, mode="r|*", encoding="utf-8",
                       errors="surrogateescape") as tar:
@@ -226,7 +258,8 @@ def extract(stream, *, no_overwrite_dir_non_dir: bool, copy_uid_gid: bool) -> No
             _make_room(name, member, no_overwrite_dir_non_dir)
             if not copy_uid_gid:
                 member.uid = member.gid = 0
-                member.uname = member.gname = ""
+            member.uid, member.gid = ids[0].to_host(member.uid), ids[1].to_host(member.gid)
+            member.uname = member.gname = ""
             tar.extract(member, path="/", numeric_owner=True, filter="fully_trusted")
             if member.isdir():
                 dirs.append(member)
@@ -257,7 +290,8 @@ def _make_room(path: str, member: tarfile.TarInfo, no_overwrite_dir_non_dir: boo
     os.unlink(path)
 
 
-def put(path: str, stream, *, no_overwrite_dir_non_dir: bool, copy_uid_gid: bool) -> None:
+def put(path: str, stream, *, no_overwrite_dir_non_dir: bool, copy_uid_gid: bool,
+        ids: tuple[IdMap, IdMap] = (NO_MAP, NO_MAP)) -> None:
     resolved = resolve(path)
     try:
         info = os.lstat(resolved)
@@ -272,7 +306,7 @@ def put(path: str, stream, *, no_overwrite_dir_non_dir: bool, copy_uid_gid: bool
         raise Refused(403, "container rootfs is marked read-only" if on_rootfs else
                            "mounted volume is marked read-only")
     extract(stream, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
-            copy_uid_gid=copy_uid_gid)
+            copy_uid_gid=copy_uid_gid, ids=ids)
 
 
 # -- entering the container's view ------------------------------------------------------------
@@ -289,12 +323,26 @@ def enter_running(pid: int) -> None:
     os.close(mnt_ns)
 
 
-def enter_stopped(bundle: str, rootfs: list[dict], mounts: list[dict], readonly: bool) -> None:
+def enter_stopped(bundle: str, rootfs: list[dict], mounts: list[dict], readonly: bool,
+                  config: dict | None = None) -> None:
     """Mount the container's rootfs (and its bind mounts: volumes, host directories) in a
-    mount namespace of this process's own, then chroot into it."""
+    mount namespace of this process's own, then chroot into it. A user-namespaced container's
+    image layers are mounted idmapped as its runtime mounts them, so that every file shows
+    its shifted owner, as in a running container."""
+    from skiff.runtime import portable
+
     ns.unshare(ns.CLONE_NEWNS)
     mnt.mount(None, "/", None, mnt.MS_REC | mnt.MS_PRIVATE)
     root = os.path.join(bundle, "rootfs")
+    if config and portable.mapped_root(config) is not None:
+        lowers = os.path.join(bundle, f"cp-lowers-{os.getpid()}")  # the engine removes it
+        try:
+            portable.mount_rootfs(config, root, lowers)
+        except Exception as exc:
+            raise Refused(500, f"mounting the container's layers: {exc}") from None
+        if readonly:
+            mnt.mount(None, root, None, mnt.MS_BIND | mnt.MS_REMOUNT | mnt.MS_RDONLY)
+        rootfs = []
     for m in rootfs:
         target = os.path.join(root, m.get("destination", "/").lstrip("/"))
         options = mnt.parse_options(m.get("options"))
@@ -373,23 +421,26 @@ def _answer(obj: dict) -> None:
 
 
 def serve(request: dict, progress: dict) -> None:
+    linux = (request.get("config") or {}).get("linux") or {}
+    ids = (IdMap(linux.get("uidMappings")), IdMap(linux.get("gidMappings")))
     if request.get("pid"):
         enter_running(int(request["pid"]))
     else:
         enter_stopped(request["bundle"], request.get("rootfs") or [],
-                      request.get("mounts") or [], bool(request.get("readonly")))
+                      request.get("mounts") or [], bool(request.get("readonly")),
+                      request.get("config"))
     op, path = request["op"], request["path"]
     if op == "stat":
         _answer({"stat": stat_of(path)})
     elif op == "get":
         _answer({"stat": stat_of(path)})
         progress["streaming"] = True  # from here on, a failure can only cut the tar short
-        write_tree(path, sys.stdout.buffer)
+        write_tree(path, sys.stdout.buffer, ids)
         sys.stdout.buffer.flush()
     elif op == "put":
         put(path, sys.stdin.buffer,
             no_overwrite_dir_non_dir=bool(request.get("no_overwrite_dir_non_dir")),
-            copy_uid_gid=bool(request.get("copy_uid_gid")))
+            copy_uid_gid=bool(request.get("copy_uid_gid")), ids=ids)
         _answer({"ok": True})
     else:
         raise Refused(400, f"unknown operation {op!r}")
