@@ -275,13 +275,16 @@ def test_prune_rules(sdk, daemon, name):
     anon = sdk.volumes.create(labels={"com.docker.volume.anonymous": "",
                                       "purpose": "prune-test"})
     used = sdk.volumes.create(f"{name}-used", labels={"purpose": "prune-test"})
+    unnamed = sdk.volumes.create(labels={"purpose": "prune-test"})   # no name: not anonymous
+    assert "com.docker.volume.anonymous" not in unnamed.attrs["Labels"]
     holder = sdk.containers.create("busybox", "true", volumes=[f"{used.name}:/u"])
     try:
         result = sdk.volumes.prune(filters={"label": "purpose=prune-test"})
         assert result["VolumesDeleted"] == [anon.name]   # API >= 1.42: anonymous only
         old = docker.DockerClient(base_url=daemon.host, version="1.41")
         result = old.volumes.prune(filters={"label": "purpose=prune-test"})
-        assert result["VolumesDeleted"] == [name]         # before 1.42: every unused one
+        assert sorted(result["VolumesDeleted"]) == sorted([name, unnamed.name])  # every
+        # unused one before 1.42
         assert result["SpaceReclaimed"] == 0
         names = {v.name for v in sdk.volumes.list()}
         assert used.name in names and name not in names

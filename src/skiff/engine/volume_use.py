@@ -57,7 +57,7 @@ class VolumeUse:
                 else:
                     record = self.volumes.create(None, driver.get("Name"),
                                                  driver.get("Options"),
-                                                 volume_opts.get("Labels"))
+                                                 volume_opts.get("Labels"), anonymous=True)
                     created.append(record.name)
                 point["Name"] = record.name
                 point["Driver"] = record.driver

@@ -138,10 +138,12 @@ class VolumeService:
 
     # ------------------------------------------------------------------ create / get
     def create(self, name: str | None = None, driver: str | None = None,
-               options: dict | None = None, labels: dict | None = None) -> VolumeRecord:
+               options: dict | None = None, labels: dict | None = None,
+               anonymous: bool = False) -> VolumeRecord:
+        """`anonymous`: made for a container's mount point (docker's anonymous label, which
+        prune and `rm -v` go by); a volume created without a name is not anonymous."""
         driver = driver or "local"
-        anonymous = not name
-        if anonymous:
+        if not name:
             name = secrets.token_hex(32)
         validate_name(name)
         if driver != "local":
