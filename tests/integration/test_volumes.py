@@ -84,6 +84,16 @@ def test_named_volume_outlives_its_container(sdk, daemon, name):
         volume = sdk.volumes.get(name)   # `-v name:/data` made it
         assert volume.attrs["Driver"] == "local"
         assert volume.attrs["Mountpoint"] == os.path.join(daemon.root, "volumes", name, "_data")
+        holder = sdk.containers.create("busybox", "true", volumes=[f"{name}:/data", "/anon"])
+        try:
+            by_dest = {m["Destination"]: m for m in holder.attrs["Mounts"]}
+            assert by_dest["/data"] == {
+                "Type": "volume", "Name": name, "Source": volume.attrs["Mountpoint"],
+                "Destination": "/data", "Driver": "local", "Mode": "z", "RW": True,
+                "Propagation": ""}
+            assert by_dest["/anon"]["Mode"] == "z"   # a Binds entry, as docker has it
+        finally:
+            holder.remove(v=True)
         assert run(sdk, "cat /data/file", volumes={name: {"bind": "/data"}}) == (0, "kept\n")
     finally:
         cleanup_volume(sdk, name)
@@ -192,6 +202,7 @@ def test_nocopy_and_anonymous_image_volume(sdk, daemon, volimg, name):
             assert container.logs() == b"img\n"
             [mount] = container.attrs["Mounts"]
             assert mount["Type"] == "volume" and len(mount["Name"]) == 64
+            assert mount["Mode"] == ""   # an image VOLUME: no mode, as docker shows it
             anonymous = sdk.volumes.get(mount["Name"])
             assert anonymous.attrs["Labels"] == {"com.docker.volume.anonymous": ""}
         finally:

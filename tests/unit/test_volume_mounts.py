@@ -17,6 +17,7 @@ def test_bind_forms():
     named = mounts.parse_bind("cache:/var/cache/:nocopy")
     assert named["Type"] == "volume" and named["Name"] == "cache"
     assert named["Destination"] == "/var/cache" and named["CopyData"] is False
+    assert mounts.parse_bind("cache:/c")["Mode"] == "z"   # as docker shows a local volume
     assert mounts.parse_bind("/h:/c")["Propagation"] == "rprivate"
 
 

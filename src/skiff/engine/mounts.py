@@ -107,6 +107,7 @@ def parse_bind(raw: str) -> dict:
     else:
         point["Name"] = source
         point["Driver"] = "local"
+        point["Mode"] = mode or "z"   # docker's default label mode for local volumes
         point["CopyData"] = "nocopy" not in options
     return point
 
