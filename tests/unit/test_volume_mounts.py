@@ -71,8 +71,15 @@ def test_mount_specs(tmp_path):
     ({"Type": "nfs", "Target": "/x"}, 'invalid mount config for type "nfs": mount type unknown'),
     ({"Type": "volume", "Source": "v"},
      'invalid mount config for type "volume": field Target must not be empty'),
+    ({"Type": "volume", "Target": 5},
+     "json: cannot unmarshal number into Go struct field Mount.HostConfig.Mounts.Target of type "
+     "string"),
+    ({"Type": "bind", "Target": "/x", "Source": "/", "BindOptions": "rshared"},
+     "json: cannot unmarshal string into Go struct field Mount.HostConfig.Mounts.BindOptions of "
+     "type object"),
 ])
 def test_bad_mounts(spec, message):
+    """(and wrongly typed fields are a 400, never a crash)"""
     with pytest.raises(InvalidArgument) as info:
         mounts.parse_mount(spec)
     assert info.value.message == message

@@ -116,6 +116,19 @@ def parse_mount(spec: dict) -> dict:
     """One `HostConfig.Mounts` entry (what `--mount` sends), checked as docker checks it."""
     if not isinstance(spec, dict):
         raise InvalidArgument("invalid mount config: not an object")
+    for key, kinds, go_type in (("Type", str, "string"), ("Source", str, "string"),
+                                ("Target", str, "string"), ("ReadOnly", bool, "bool"),
+                                ("Consistency", str, "string"),
+                                ("BindOptions", dict, "object"),
+                                ("VolumeOptions", dict, "object"),
+                                ("TmpfsOptions", dict, "object")):
+        value = spec.get(key)
+        if value is not None and not isinstance(value, kinds):
+            kind = {bool: "bool", int: "number", float: "number", str: "string",
+                    list: "array", dict: "object"}.get(type(value), "value")
+            raise InvalidArgument(f"json: cannot unmarshal {kind} into Go "
+                                  f"struct field Mount.HostConfig.Mounts.{key} of type "
+                                  f"{go_type}")
     kind = spec.get("Type") or ""
     source = spec.get("Source") or ""
     target = spec.get("Target") or ""
