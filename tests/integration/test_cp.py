@@ -238,3 +238,33 @@ def test_docker_cli_cp(daemon, running, workdir):
     assert open(os.path.join(workdir, "copy", "x")).read() == "from docker\n"
     missing = run("cp", f"{running}:/nope", workdir)
     assert b"Could not find the file /nope" in missing.stderr
+
+
+def test_a_stopped_container_does_not_start_while_cp_reads_it(daemon):
+    """cp of a stopped container mounts its rootfs: a start waits for it to finish, and a
+    client that goes away mid-archive leaves no helper behind."""
+    import socket
+    import threading
+    import time
+
+    name = "cp-lock-" + uuid.uuid4().hex[:6]
+    ok(daemon.cli("create", "--name", name, "busybox", "sh", "-c", "echo started"))
+    try:
+        cid = daemon.client().api.inspect_container(name)["Id"]
+        # An archive of the whole rootfs, read slowly: the helper keeps it mounted meanwhile.
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(daemon.sock)
+        s.sendall(f"GET /v1.45/containers/{cid}/archive?path=/ HTTP/1.1\r\nHost: x\r\n\r\n"
+                  .encode())
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        started = []
+        starter = threading.Thread(
+            target=lambda: started.append(daemon.cli("start", "-a", name)), daemon=True)
+        starter.start()
+        time.sleep(0.5)
+        assert not started                     # waiting for cp's helper to finish
+        s.close()                              # the client goes away: the helper is killed
+        starter.join(30)
+        assert started and started[0].stdout == b"started\n", started
+    finally:
+        daemon.cli("rm", "-f", name)

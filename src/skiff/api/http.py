@@ -303,8 +303,9 @@ class _Connection:
             headers.update(result.headers)
             headers["Content-Type"] = result.content_type
             headers["Transfer-Encoding"] = "chunked"
-            await self.send(h11.Response(status_code=result.status, headers=list(headers.items())))
-            try:
+            try:  # the body's producer is closed even if the client left before the head
+                await self.send(h11.Response(status_code=result.status,
+                                             headers=list(headers.items())))
                 async for chunk in result.chunks:
                     if chunk:
                         await self.send(h11.Data(data=chunk))

@@ -58,21 +58,84 @@ def _request(engine, ref: str, op: str, path: str, **extra) -> tuple[object, dic
     return record, request
 
 
-async def _spawn(request: dict, stdin: bool):
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "skiff.runtime.fsview", json.dumps(request),
-        stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=CHUNK)
+class _Helper:
+    """One fsview process. A stopped container's rootfs is mounted by it, so the container
+    is not started while it runs (the container's lock is held until it has exited)."""
+
+    def __init__(self, request: dict, proc, lock: asyncio.Lock | None):
+        self.request, self.proc, self.lock = request, proc, lock
+
+    @classmethod
+    async def open(cls, engine, ref: str, op: str, path: str, stdin: bool = False, **extra):
+        record = engine.containers.get(ref)
+        lock = engine.containers.lock(record.id)
+        await lock.acquire()
+        try:
+            record, request = _request(engine, ref, op, path, **extra)  # state as of now
+            if request.get("pid"):
+                lock.release()    # running: its own mount namespace, nothing to guard
+                lock = None
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "skiff.runtime.fsview", json.dumps(request),
+                stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=CHUNK)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        return record, cls(request, proc, lock)
+
+    async def finish(self, kill: bool = False) -> int:
+        """Wait for the process (kill it first if asked and still running); remove where a
+        stopped user-namespaced container's layers were mounted (the mounts went with the
+        process's private namespace); let the container start again."""
+        try:
+            if kill and self.proc.returncode is None:
+                self.proc.kill()
+            code = await self.proc.wait()
+            if self.request.get("bundle") and self.request.get("config"):
+                shutil.rmtree(os.path.join(self.request["bundle"],
+                                           f"cp-lowers-{self.proc.pid}"), ignore_errors=True)
+            return code
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
+
+    async def first_line(self, ref: str, path: str) -> dict:
+        line = await self.proc.stdout.readline()
+        if not line:
+            await self.finish()
+            err = (await self.proc.stderr.read()).decode(errors="replace").strip().splitlines()
+            raise SkiffError("cannot reach the container's files: " +
+                             (err[-1] if err else f"exit status {self.proc.returncode}"))
+        answer = json.loads(line)
+        if "error" in answer:
+            await self.finish()
+            raise _failure(answer, ref, path)
+        return answer
 
 
-async def _reap(proc, request: dict) -> int:
-    """Wait for the helper; remove the directory its idmapped layers were mounted in (a
-    stopped user-namespaced container's: the mounts went with its private namespace)."""
-    code = await proc.wait()
-    if request.get("bundle") and request.get("config"):
-        shutil.rmtree(os.path.join(request["bundle"], f"cp-lowers-{proc.pid}"),
-                      ignore_errors=True)
-    return code
+class _TarStream:
+    """The helper's tar output as the response body; closing it early (a client that went
+    away, or never read) kills the helper."""
+
+    def __init__(self, helper: _Helper):
+        self.helper = helper
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self) -> bytes:
+        data = await self.helper.proc.stdout.read(CHUNK)
+        if data:
+            return data
+        if await self.helper.finish() != 0:
+            raise SkiffError("the archive of the container's files was cut short")
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        await self.helper.finish(kill=True)
 
 
 def _failure(answer: dict, ref: str, path: str) -> SkiffError:
@@ -86,79 +149,50 @@ def _failure(answer: dict, ref: str, path: str) -> SkiffError:
     return SkiffError(text)
 
 
-async def _first_line(proc, request: dict, ref: str, path: str) -> dict:
-    line = await proc.stdout.readline()
-    if not line:
-        await _reap(proc, request)
-        err = (await proc.stderr.read()).decode(errors="replace").strip().splitlines()
-        raise SkiffError("cannot reach the container's files: " +
-                         (err[-1] if err else f"exit status {proc.returncode}"))
-    answer = json.loads(line)
-    if "error" in answer:
-        await _reap(proc, request)
-        raise _failure(answer, ref, path)
-    return answer
-
-
 async def stat_path(engine, ref: str, path: str) -> dict:
     """docker's container path stat: name, size, mode (Go's FileMode bits), mtime,
     linkTarget."""
-    _, request = _request(engine, ref, "stat", path)
-    proc = await _spawn(request, stdin=False)
-    answer = await _first_line(proc, request, ref, path)
-    await _reap(proc, request)
+    _, helper = await _Helper.open(engine, ref, "stat", path)
+    answer = await helper.first_line(ref, path)
+    await helper.finish()
     return answer["stat"]
 
 
 async def archive(engine, ref: str, path: str) -> tuple[dict, AsyncIterator[bytes]]:
-    record, request = _request(engine, ref, "get", path)
-    proc = await _spawn(request, stdin=False)
+    record, helper = await _Helper.open(engine, ref, "get", path)
     try:
-        answer = await _first_line(proc, request, ref, path)
+        answer = await helper.first_line(ref, path)
     except BaseException:
-        if proc.returncode is None:
-            proc.kill()
-            await _reap(proc, request)
+        await helper.finish(kill=True)
         raise
     engine.containers._emit(record, "archive-path")
-
-    async def chunks():
-        try:
-            while True:
-                data = await proc.stdout.read(CHUNK)
-                if not data:
-                    break
-                yield data
-            if await _reap(proc, request) != 0:
-                raise SkiffError("the archive of the container's files was cut short")
-        finally:
-            if proc.returncode is None:  # the client went away: stop reading their files
-                proc.kill()
-                await _reap(proc, request)
-
-    return answer["stat"], chunks()
+    return answer["stat"], _TarStream(helper)
 
 
 async def extract(engine, ref: str, path: str, body: AsyncIterator[bytes], *,
                   no_overwrite_dir_non_dir: bool = False, copy_uid_gid: bool = False) -> None:
-    record, request = _request(engine, ref, "put", path,
-                               no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
-                               copy_uid_gid=copy_uid_gid)
-    proc = await _spawn(request, stdin=True)
+    record, helper = await _Helper.open(engine, ref, "put", path, stdin=True,
+                                        no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
+                                        copy_uid_gid=copy_uid_gid)
+    proc = helper.proc
     try:
-        async for data in body:
-            proc.stdin.write(data)
-            await proc.stdin.drain()
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # it answered early (a missing directory, a refused entry): its answer says why
-    finally:
-        if proc.returncode is None:
-            try:
-                proc.stdin.close()
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-    answer = await _first_line(proc, request, ref, path)
-    await _reap(proc, request)
+        try:
+            async for data in body:
+                proc.stdin.write(data)
+                await proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # it answered early (a missing directory, a refused entry): its answer says why
+        finally:
+            if proc.returncode is None:
+                try:
+                    proc.stdin.close()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+        answer = await helper.first_line(ref, path)
+    except BaseException:
+        await helper.finish(kill=True)
+        raise
+    await helper.finish()
     if not answer.get("ok"):
         raise SkiffError("extracting the archive failed")
     engine.containers._emit(record, "extract-to-dir")

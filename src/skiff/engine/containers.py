@@ -174,6 +174,7 @@ class ContainerService:
         self.started_hooks: list = []   # fn(record) after each start (health checks)
         self.exited_hooks: list = []    # fn(container id) after each exit or removal
         self._restarts: dict[str, asyncio.Task] = {}   # pending restarts by container id
+        self._locks: dict[str, asyncio.Lock] = {}
         self._delays: dict[str, float] = {}            # last restart delay by container id
         self._events_task: asyncio.Task | None = None
         self.networks = None   # skiff.engine.networks.NetworkService, set by the Engine
@@ -341,7 +342,23 @@ class ContainerService:
                                     RestartCount=0)
         return await self._start(record)
 
+    def lock(self, cid: str) -> asyncio.Lock:
+        """What must not overlap on one container: starting it (two starts at once would
+        mount its rootfs twice), and cp's use of a stopped container's files (it mounts the
+        same rootfs meanwhile)."""
+        lock = self._locks.get(cid)
+        if lock is None:
+            lock = self._locks[cid] = asyncio.Lock()
+        return lock
+
     async def _start(self, record):
+        async with self.lock(record.id):
+            current = self.records.get(record.id)
+            if current.state.get("Running"):
+                raise NotModified("container already started")
+            return await self._start_unlocked(current)
+
+    async def _start_unlocked(self, record):
         cid = record.id
         state = record.state
         cdir = self.container_dir(cid)
@@ -542,6 +559,8 @@ class ContainerService:
                 self._set_document(self.records.get(cid), HasBeenManuallyStopped=True)
                 await self.monitor.call("kill", id=cid, signal=signal.SIGKILL)
                 await exited
+            except NotModified:
+                pass  # started by hand meanwhile
             except RuntimeFailure as exc:
                 # A start that fails is an exit as far as the policy goes: try again later.
                 self.records.update_state(cid, dict(self.records.get(cid).state, Running=True))
@@ -683,6 +702,7 @@ class ContainerService:
         if self.volume_use is not None:
             self.volume_use.removed(record, volumes or bool(
                 record.config["HostConfig"].get("AutoRemove")))
+        self._locks.pop(cid, None)
         waiters = self._waiters.pop(cid, None)
         if waiters:
             for fut in waiters.exited + waiters.removed:
