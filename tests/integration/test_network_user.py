@@ -308,3 +308,28 @@ def test_dns_options_hosts_and_names(daemon, net):
     text = out(daemon.cli("run", "--rm", "--dns", "10.9.9.9", "busybox", "cat",
                           "/etc/resolv.conf"))
     assert "nameserver 10.9.9.9" in text
+
+
+def test_removed_network_and_no_network_left(daemon):
+    client = daemon.client()
+    network = client.networks.create(unique("short"))
+    c = client.containers.create("busybox", ["cat", "/proc/net/dev"], network=network.name)
+    try:
+        network.remove()   # a stopped container does not keep its network (as docker)
+        with pytest.raises(docker.errors.NotFound) as info:
+            c.start()
+        assert f"network {network.name} not found" in str(info.value)
+    finally:
+        c.remove(force=True)
+    # disconnected from its only network, a container still starts, with lo alone
+    other = client.networks.create(unique("only"))
+    c = client.containers.create("busybox", ["cat", "/proc/net/dev"], network=other.name)
+    try:
+        other.disconnect(c)
+        c.start()
+        assert c.wait()["StatusCode"] == 0
+        lines = c.logs().decode().splitlines()[2:]
+        assert [line.split(":")[0].strip() for line in lines] == ["lo"]
+    finally:
+        c.remove(force=True)
+        other.remove()

@@ -314,10 +314,12 @@ class NetworkService:
         if active:
             raise Forbidden(f"error while removing network: network {doc['Name']} id "
                             f"{doc['Id']} has active endpoints")
+        # the bridge first: a crash before the rows go leaves a record that restore() makes
+        # a bridge for again, never a bridge that no record names
+        self._drop_bridge(doc)
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM endpoints WHERE network_id = ?", (doc["Id"],))
             cur.execute("DELETE FROM networks WHERE id = ?", (doc["Id"],))
-        self._drop_bridge(doc)
         self._refresh_rules()
         return doc
 
@@ -535,8 +537,13 @@ class NetworkService:
         """Before the runtime starts the container: its namespace file, an address and a
         veth on each of its networks, its published ports, /etc/hosts, DNS."""
         cid = record.id
+        host_config = record.config["HostConfig"]
+        mode = network_mode(host_config)
+        if not host_config.get("NetworkMode") or mode in ("host", "none") or \
+                mode.startswith("container:"):
+            return   # no namespace file of ours (or a container older than networking)
         if not self._endpoints(container_id=cid):
-            return
+            self.find(mode)   # docker's "network NAME not found" once it was removed
         started = time.perf_counter()
         try:
             attached = await asyncio.to_thread(self._setup_sync, record)
@@ -558,6 +565,10 @@ class NetworkService:
         netns.remove(path)   # a crash's leftover
         netns.create(path)
         self._ensure_bridges([net for net, _ep in self._ordered(cid)])
+        if not self._endpoints(container_id=cid):   # disconnected from every network
+            from skiff.network import links
+
+            links.lo_up(path)
         first = True
         user_defined = False
         for net, ep in self._ordered(cid):
@@ -867,6 +878,13 @@ class NetworkService:
                     self._endpoints(network_id=doc["Id"]):
                 self._make_bridge(doc)
                 made = True
+        if self.containers is not None:   # rows of containers removed in a crash
+            known = {r.id for r in self.containers.records.list()}
+            for row in self.db.query("SELECT DISTINCT container_id FROM endpoints UNION "
+                                     "SELECT container_id FROM sandboxes"):
+                if row["container_id"] not in known:
+                    self._release_sync(row["container_id"])
+                    self.forget(row["container_id"])
         running = {r["container_id"] for r in self.db.query("SELECT container_id FROM "
                                                            "sandboxes")}
         for cid in running:
