@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import posixpath
 import re
 import shutil
 import stat
@@ -58,9 +57,8 @@ def _entries(manifest) -> dict[str, tuple]:
                 not isinstance(size, int) or not isinstance(mtime, int) or \
                 not isinstance(link, str):
             raise ValueError(f"invalid context manifest entry: {item!r}")
-        clean = posixpath.normpath(path)
-        if clean != path or path.startswith("/") or path.startswith("../") or \
-                path in ("", ".", ".."):
+        parts = path.split("/")
+        if not path or "" in parts or "." in parts or ".." in parts:
             raise ValueError(f"invalid path in context manifest: {path!r}")
         out[path] = (kind, mode & 0o7777, size, mtime, link)
     return out
@@ -88,10 +86,8 @@ class ContextStore:
     def need(self, key: str, manifest) -> list[str]:
         wanted = _entries(manifest)
         stored = self._stored(key)
-        files, _ = self._paths(key)
         return [path for path, fields in wanted.items() if fields[0] != "d" and
-                (list(fields) != (stored.get(path) or [None])[:5] or
-                 not os.path.lexists(os.path.join(files, path)))]
+                list(fields) != (stored.get(path) or [None])[:5]]
 
     def apply(self, key: str, tar) -> ContextDir:
         """Bring the stored context to the manifest the tar starts with, with the needed
@@ -140,6 +136,9 @@ class ContextStore:
                 try:
                     st = os.lstat(received)
                 except FileNotFoundError:
+                    if path in stored:  # gone from the store: the next `need` asks for it
+                        del stored[path]
+                        self._write(manifest_path, stored)
                     raise ContextOutOfDate(f"build context out of date: {path} was not "
                                            f"sent") from None
                 if stat.S_IFMT(st.st_mode) != _KINDS[kind]:
@@ -159,7 +158,8 @@ class ContextStore:
                 kind, _, _, mtime, _ = wanted[path]
                 if kind == "d":
                     os.utime(os.path.join(files, path), ns=(mtime, mtime))
-            self._write(manifest_path, kept)
+            if kept != stored:
+                self._write(manifest_path, kept)
         finally:
             shutil.rmtree(incoming, ignore_errors=True)
         ctx = ContextDir(files)
@@ -186,8 +186,9 @@ class ContextStore:
     @staticmethod
     def _write(path: str, manifest: dict) -> None:
         tmp = path + ".tmp"
+        data = json.dumps(manifest, separators=(",", ":"))   # the C encoder, in one piece
         with open(tmp, "w") as f:
-            json.dump(manifest, f, separators=(",", ":"))
+            f.write(data)
         os.rename(tmp, path)
 
     def _trim(self, keep_key: str) -> None:

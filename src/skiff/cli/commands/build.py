@@ -48,27 +48,28 @@ def _file_entry(name: str, data: bytes, mode: int = 0o644, mtime: int | None = N
 
 def context_entries(root: str, ignore, always: set[str]):
     """(relative path, stat) of what the context sends, parents first, sorted."""
-    def walk(rel: str):
-        full = os.path.join(root, rel) if rel else root
+    matching = bool(ignore.patterns)
+
+    def walk(rel: str, full: str):
         try:
-            names = sorted(os.listdir(full))
+            with os.scandir(full) as it:
+                found = sorted((e.name, e) for e in it)
         except PermissionError as e:
             raise StatusError(1, f"error checking context: can't stat '{full}': {e}") from None
-        for name in names:
+        for name, entry in found:
             child = f"{rel}/{name}" if rel else name
-            path = os.path.join(root, child)
-            st = os.lstat(path)
-            excluded = ignore.excluded(child) and child not in always
+            st = entry.stat(follow_symlinks=False)
+            excluded = matching and ignore.excluded(child) and child not in always
             if stat.S_ISDIR(st.st_mode):
                 if excluded and not ignore.may_include_below(child):
                     continue
                 if not excluded:
                     yield child, st
-                yield from walk(child)
+                yield from walk(child, entry.path)
             elif not excluded:
                 yield child, st
 
-    yield from walk("")
+    yield from walk("", root)
 
 
 def _file_data(rel: str, full: str, st: os.stat_result):
