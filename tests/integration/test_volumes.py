@@ -493,6 +493,8 @@ def test_cli_volume_commands(daemon, name):
         return result.returncode, result.stdout.decode(), result.stderr.decode()
 
     assert cli("volume", "create", "--label", "k=v", name) == (0, f"{name}\n", "")
+    status, _, err = cli("volume", "create", "--name", name, name)
+    assert status == 1 and "conflicting options: cannot specify a volume-name" in err
     status, out, _ = cli("volume", "ls", "--filter", f"name={name}")
     assert out.splitlines() == ["DRIVER    VOLUME NAME", f"local     {name}"]
     assert cli("volume", "ls", "-q", "-f", "label=k=v")[1].split() == [name]

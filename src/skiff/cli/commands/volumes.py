@@ -21,7 +21,7 @@ def _key_values(values: list[str], what: str) -> dict[str, str]:
 def cmd_volume_create(cli, opts, args) -> int:
     name = opts.name or ""
     if args:
-        if name and name != args[0]:
+        if name:
             raise StatusError(1, f"conflicting options: cannot specify a volume-name through "
                                  f"both --name and as a positional arg")
         name = args[0]
