@@ -128,3 +128,19 @@ def test_everything_removed_leaves_no_link_rule_or_file(daemon):
     assert netfixture.netns_files(daemon.exec_root) == []
     text = rules(daemon)
     assert "dnat to" not in text and not any(b in text for b in bridges)
+
+
+def test_a_stopped_daemon_with_nothing_running_leaves_no_bridge_or_table(daemon):
+    result = daemon.cli("run", "--rm", "busybox", "true")   # makes the default bridge
+    assert result.returncode == 0, result.stderr
+    assert netfixture.links_of({daemon.net["bridge"]}) == [daemon.net["bridge"]]
+    assert netfixture.table_exists(daemon.net["table"])
+    daemon.stop()
+    try:
+        assert netfixture.links_of({daemon.net["bridge"]}) == []
+        assert not netfixture.table_exists(daemon.net["table"])
+    finally:
+        daemon.start()
+    # and the next container makes them again
+    result = daemon.cli("run", "--rm", "busybox", "ip", "-4", "-o", "addr", "show", "eth0")
+    assert result.returncode == 0 and b"inet " in result.stdout, result.stderr

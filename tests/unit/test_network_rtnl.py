@@ -53,3 +53,9 @@ def test_acks_and_errors():
     err = struct.pack("=IHHII", 36, rtnl.NLMSG_ERROR, 0, 9, 0) + struct.pack("=i", -17) + \
         b"\0" * 16
     assert rtnl.parse_ack(ack + err, 9) == 17
+
+
+def test_delete_link_message():
+    msg = rtnl.delete_link_message(5, 12)
+    assert struct.unpack_from("=IHHII", msg)[1] == rtnl.RTM_DELLINK
+    assert struct.unpack_from("=BxHiII", msg, 16)[2] == 12

@@ -905,18 +905,25 @@ class NetworkService:
             self._refresh_rules()
 
     def shutdown(self) -> None:
+        """skiffd stops: DNS sockets close (they come back with restore()); with no
+        networked container left running and no user-defined network, the default bridge
+        and the nft table go too, so a stopped daemon leaves no link or rule behind."""
         if self._dns is not None:
             self._dns.close()
-
-    def teardown_all(self) -> None:
-        """Remove every bridge and the nft table (for a daemon that will not come back)."""
-        from skiff.network import nft
-
-        for doc in self._all():
-            if doc["Driver"] == "bridge":
+        if self.db.query_one("SELECT 1 FROM sandboxes") is not None:
+            return
+        nets = [d for d in self._all() if d["Driver"] == "bridge"]
+        if any(_is_user_defined(d) for d in nets):
+            return
+        try:
+            for doc in nets:
                 self._drop_bridge(doc)
-        if self.config.nft:
-            nft.delete(self.config.nft_table)
+            if self.config.nft:
+                from skiff.network import nft
+
+                nft.delete(self.config.nft_table)
+        except OSError as exc:
+            log.warning("removing the default bridge's rules: %s", exc)
 
 
 def links_sysctl() -> None:

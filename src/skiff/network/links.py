@@ -69,13 +69,20 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, *, mtu: int | None = 
 
 
 def delete_link(name: str) -> None:
-    with _ipr() as ipr:
-        for index in ipr.link_lookup(ifname=name):
-            try:
-                ipr.link("del", index=index)
-            except Exception as exc:  # gone meanwhile (e.g. with its namespace)
-                if "No such device" not in str(exc):
-                    raise
+    """Delete the link `name` (a bridge, or either end of a veth pair: both go) if it
+    exists; safe to call from any thread, the asyncio loop's included."""
+    from skiff.network.rtnl import Rtnl
+
+    try:
+        index = socket.if_nametoindex(name)
+    except OSError:
+        return
+    with Rtnl() as rtnl:
+        try:
+            rtnl.delete_link(index)
+        except OSError as exc:
+            if exc.errno not in (errno.ENODEV, errno.ENOENT):   # gone meanwhile
+                raise
 
 
 def attach(netns_path: str, bridge: str, host_name: str, ifname: str, ip: str,
@@ -123,15 +130,12 @@ def _configure_inside(ifname: str, ip: str, prefixlen: int, gateway: str | None)
 
 
 def lo_up(netns_path: str) -> None:
+    from skiff.network.rtnl import LOOPBACK_INDEX, Rtnl
+
     def up():
-        with _ipr() as ipr:
-            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+        with Rtnl() as rtnl:
+            rtnl.link_up(LOOPBACK_INDEX)
     netns.run_in(netns_path, up)
-
-
-def detach(netns_path: str | None, host_name: str, ifname: str | None = None) -> None:
-    """Remove a container's veth pair (deleting either end deletes both)."""
-    delete_link(host_name)
 
 
 def host_routes() -> list:

@@ -18,7 +18,7 @@ import socket
 import struct
 
 NETLINK_ROUTE = 0
-RTM_NEWLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 20, 24
+RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 17, 20, 24
 NLMSG_ERROR = 2
 NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
 NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
@@ -67,6 +67,10 @@ def veth_message(seq: int, host_name: str, master: int, peer_name: str, peer_mac
 
 def link_up_message(seq: int, index: int) -> bytes:
     return _message(RTM_NEWLINK, 0, seq, _ifinfo(index, up=True))
+
+
+def delete_link_message(seq: int, index: int) -> bytes:
+    return _message(RTM_DELLINK, 0, seq, _ifinfo(index))
 
 
 def address_message(seq: int, index: int, ip: str, prefixlen: int) -> bytes:
@@ -139,6 +143,10 @@ class Rtnl:
     def link_up(self, index: int) -> None:
         seq = self.next_seq()
         self.request(link_up_message(seq, index), seq)
+
+    def delete_link(self, index: int) -> None:
+        seq = self.next_seq()
+        self.request(delete_link_message(seq, index), seq)
 
     def add_address(self, index: int, ip: str, prefixlen: int) -> None:
         seq = self.next_seq()
