@@ -72,3 +72,18 @@ def test_missing_file_is_out_of_date_and_bad_input_refused(tmp_path):
             store.need(KEY, bad)
     with pytest.raises(ValueError):
         store.need("not-a-key", [])
+
+
+def test_source_digests_reused_until_something_beneath_changes(tmp_path):
+    store = ContextStore(str(tmp_path))
+    m1 = [entry("d", kind="d", mode=0o755), entry("d/a", b"one"), entry("b", b"two")]
+    ctx = store.apply(KEY, tar_of(m1, {"d/a": b"one", "b": b"two"}))
+    first = ctx.digest(["d"])
+    store.save(KEY, ctx)
+    ctx = store.apply(KEY, tar_of(m1, {}))
+    assert ctx.digests["d"][1] == first
+    os.unlink(ctx.path("d/a"))      # not re-read: the stored digest answers
+    assert ctx.digest(["d"]) == first
+    m2 = [entry("d", kind="d", mode=0o755), entry("d/a", b"ONE", mtime=5), entry("b", b"xx")]
+    ctx = store.apply(KEY, tar_of(m2, {"d/a": b"ONE", "b": b"xx"}))
+    assert ctx.digest(["d"]) != first

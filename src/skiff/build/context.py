@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
 import os
 import posixpath
 import shutil
@@ -46,6 +47,10 @@ class ContextDir:
         self.root = root
         self.ignore = ignore or IgnoreMatcher([])
         self._hashes: dict[str, str] = {}
+        # A kept context (context_store.py) knows every path's fields without a stat: a
+        # source's digest is then reused while the fields beneath it are unchanged.
+        self.manifest: dict[str, list] | None = None
+        self.digests: dict[str, list[str]] = {}     # source -> [fingerprint, digest]
 
     @classmethod
     def from_tar(cls, fileobj, dest: str) -> "ContextDir":
@@ -145,9 +150,33 @@ class ContextDir:
             cached = self._hashes[rel] = h.hexdigest()
         return cached
 
+    def _fingerprint(self, src: str) -> str | None:
+        if self.manifest is None:
+            return None
+        prefix = src + "/"
+        h = hashlib.sha256()
+        for pattern in self.ignore.patterns:
+            h.update(f"{pattern.exclusion}{pattern.text}\0".encode("utf-8", "surrogateescape"))
+        for path, entry in self.manifest.items():
+            if not src or path == src or path.startswith(prefix):
+                h.update(json.dumps([path, entry[:5]]).encode("utf-8", "surrogateescape"))
+        return h.hexdigest()
+
     def digest(self, sources: list[str]) -> str:
         """The content of the sources: names (relative to each source), types, modes, link
         targets and file contents; timestamps and ownership left out."""
+        if len(sources) == 1:
+            fingerprint = self._fingerprint(sources[0])
+            known = self.digests.get(sources[0])
+            if fingerprint and known and known[0] == fingerprint:
+                return known[1]
+            result = self._digest(sources)
+            if fingerprint:
+                self.digests[sources[0]] = [fingerprint, result]
+            return result
+        return self._digest(sources)
+
+    def _digest(self, sources: list[str]) -> str:
         h = hashlib.sha256()
         for src in sources:
             h.update(b"src\0" + src.encode("utf-8", "surrogateescape") + b"\0")

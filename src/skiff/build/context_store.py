@@ -167,6 +167,13 @@ class ContextStore:
         for path, entry in kept.items():
             if entry[0] == "f" and entry[5]:
                 ctx._hashes[path] = entry[5]
+        ctx.manifest = kept
+        try:
+            with open(os.path.join(os.path.dirname(files), "digests.json")) as f:
+                ctx.digests = json.load(f)
+        except (FileNotFoundError, ValueError):
+            ctx.digests = {}
+        ctx.saved_digests = dict(ctx.digests)
         self._trim(key)
         return ctx
 
@@ -182,6 +189,9 @@ class ContextStore:
                 changed = True
         if changed:
             self._write(manifest_path, stored)
+        if ctx.digests != getattr(ctx, "saved_digests", None):
+            self._write(os.path.join(os.path.dirname(manifest_path), "digests.json"),
+                        ctx.digests)
 
     @staticmethod
     def _write(path: str, manifest: dict) -> None:
