@@ -100,6 +100,9 @@ class _State:
         return list(self.cfg.get("Shell") or steps.DEFAULT_SHELL)
 
 
+LOG_POLL = 0.05   # seconds between reads of a running RUN container's log
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -140,6 +143,7 @@ class Build:
         self.quiet_buffer: list[dict] = []
         self.cache_from: set[str] = set()
         self.start_lock = asyncio.Lock()
+        self.removals: list[asyncio.Future] = []   # RUN containers being removed
 
     # -- output -------------------------------------------------------------------------------
 
@@ -174,6 +178,8 @@ class Build:
                 pass
         self.global_args = plan.global_args
         results = await self._stages(plan)
+        if self.removals:
+            await self._remove_containers()
         final = results[plan.needed[-1]]
         if final.image_id is None:
             raise BuildFailed("No image was generated. Is your Dockerfile empty?")
@@ -654,7 +660,7 @@ class Build:
                 raise BuildFailed(f"The command '{' '.join(command)}' returned a non-zero "
                                   f"code: {getattr(exc, 'exit_code', 1) or 1}: "
                                   f"{exc.message}") from None
-        reader = asyncio.ensure_future(self._relay_output(cid))
+        reader = asyncio.ensure_future(self._relay_output(cid, exited))
         try:
             result = await exited
         except BaseException:
@@ -680,19 +686,40 @@ class Build:
         new = await asyncio.to_thread(commit)
         if self.options.remove or self.options.force_remove:
             self.emit(f"Removing intermediate container {cid[:12]}\n")
-            await self._remove_container(cid)
+            # removed while the next steps run; the build waits for it before it ends
+            self.removals.append(asyncio.ensure_future(self._remove_container(cid)))
         self.cache.put(key, new.image_id)
         return new
 
-    async def _relay_output(self, cid: str) -> None:
-        try:
-            _, batches = self.engine.containers.logs(cid, follow=True)
-            async for batch in batches:
-                text = b"".join(data for _, data in batch)
+    async def _relay_output(self, cid: str, exited: asyncio.Future) -> None:
+        """The RUN container's output, from its json-file log as it grows; read to the end
+        as soon as the container has exited (no polling delay after the exit)."""
+        from skiff.engine.logs import decode_line
+
+        path = self.engine.containers.log_path(cid)
+        offset, pending = 0, b""
+        while True:
+            finished = exited.done()
+            try:
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    data = f.read()
+            except FileNotFoundError:
+                data = b""
+            offset += len(data)
+            if data:
+                lines = (pending + data).split(b"\n")
+                pending = lines.pop()
+                text = []
+                for line in lines:
+                    record = decode_line(line) if line.strip() else None
+                    if record is not None:
+                        text.append(record[1])
                 if text:
-                    self.emit(text.decode("utf-8", "replace"))
-        except (NotFound, SkiffError):
-            pass
+                    self.emit("".join(text))
+            if finished:
+                return
+            await asyncio.wait({exited}, timeout=LOG_POLL)
 
     async def _remove_container(self, cid: str) -> None:
         try:
@@ -703,6 +730,10 @@ class Build:
             self.containers.remove(cid)
 
     async def _remove_containers(self) -> None:
+        """Every RUN container of this build gone (after a failure, or at its end)."""
+        if self.removals:
+            await asyncio.shield(asyncio.gather(*self.removals, return_exceptions=True))
+            self.removals = []
         for cid in list(self.containers):
             try:
                 await asyncio.shield(self._remove_container(cid))
