@@ -123,8 +123,8 @@ def test_ranges_and_publish_all(daemon, httpd):
     assert set(ports) == {"8000/tcp", "7000/udp"}
     assert http_get("127.0.0.1", int(ports["8000/tcp"][0]["HostPort"])) == every[:12]
     rows = daemon.client().api.containers(filters={"id": every})
-    assert {(p["PrivatePort"], p["Type"]) for p in rows[0]["Ports"]} == {(8000, "tcp"),
-                                                                        (7000, "udp")}
+    published = {(p["PrivatePort"], p["Type"]) for p in rows[0]["Ports"]}
+    assert published == {(8000, "tcp"), (7000, "udp")}
 
 
 def test_port_conflict_is_dockers_error(daemon, httpd):

@@ -159,8 +159,8 @@ def test_static_ip_mac_and_ip_range(daemon, net):
     ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
         subnet=subnet, gateway=str(hosts[-1]), iprange=str(
             ipaddress.ip_network(subnet).subnets(new_prefix=29).__next__()))])
-    network = net(ipam=ipam, labels={"team": "a"}, options={"com.docker.network.driver.mtu":
-                                                                "1400"})
+    network = net(ipam=ipam, labels={"team": "a"},
+                  options={"com.docker.network.driver.mtu": "1400"})
     network.reload()
     assert network.attrs["IPAM"]["Config"][0]["Gateway"] == str(hosts[-1])
     assert network.attrs["Labels"] == {"team": "a"}

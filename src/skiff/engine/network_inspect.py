@@ -3,7 +3,7 @@ NetworkService's records. `self` is the NetworkService."""
 
 from __future__ import annotations
 
-from skiff.engine.networks import _is_user_defined as is_user_defined, network_mode
+from skiff.engine.networks import is_user_defined, network_mode
 from skiff.errors import NotFound
 from skiff.network import ports
 
@@ -12,7 +12,6 @@ def network_settings(self, record) -> dict:
     """A container's NetworkSettings, as docker's inspect shows them."""
     running = bool(record.state.get("Running"))
     networks = {}
-    first = None
     mode = network_mode(record.config["HostConfig"])
     if mode in ("host", "none"):
         net = self.find(mode)
@@ -22,10 +21,7 @@ def network_settings(self, record) -> dict:
             net = self.find(ep["network_id"])
         except NotFound:
             continue
-        item = endpoint_settings(net, ep, running, self)
-        networks[net["Name"]] = item
-        if first is None:
-            first = item
+        networks[net["Name"]] = endpoint_settings(net, ep, running, self)
     out = {"Bridge": "", "SandboxID": record.id if running else "",
            "SandboxKey": self.netns_path(record.id) if running and self._endpoints(
                container_id=record.id) else "",
@@ -40,6 +36,7 @@ def network_settings(self, record) -> dict:
             out[key] = default[key]
     return out
 
+
 def summary(self, record) -> dict:
     """What a `GET /containers/json` row shows of the container's network."""
     settings = network_settings(self, record)
@@ -47,6 +44,7 @@ def summary(self, record) -> dict:
             "HostConfig": {"NetworkMode": network_mode(record.config["HostConfig"])
                            if record.config["HostConfig"].get("NetworkMode") else "none"},
             "NetworkSettings": {"Networks": settings["Networks"]}}
+
 
 def summary_ports(self, record) -> list[dict]:
     """`docker ps` Ports of the container."""

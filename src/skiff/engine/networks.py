@@ -83,8 +83,12 @@ def network_mode(host_config: dict) -> str:
     return "bridge" if mode == "default" else mode
 
 
-def _is_user_defined(doc: dict) -> bool:
+def is_user_defined(doc: dict) -> bool:
+    """A bridge network other than the default one: it has DNS, aliases and static IPs."""
     return doc["Driver"] == "bridge" and doc["Name"] != "bridge"
+
+
+_is_user_defined = is_user_defined
 
 
 class NetworkService:
@@ -492,7 +496,8 @@ class NetworkService:
                 resolv = "\n".join(line for line in resolv.splitlines()
                                    if not line.startswith("nameserver")) + \
                     "\nnameserver 127.0.0.11\noptions ndots:0\n"
-        files["resolv.conf"] = custom_resolv(resolv, host_config, embedded=self._uses_embedded_dns(mode, body))
+        files["resolv.conf"] = custom_resolv(resolv, host_config,
+                                             embedded=self._uses_embedded_dns(mode, body))
         files["hosts"] = files["hosts"] + self.extra_hosts(host_config)
         return files
 
@@ -885,8 +890,8 @@ class NetworkService:
                 if row["container_id"] not in known:
                     self._release_sync(row["container_id"])
                     self.forget(row["container_id"])
-        running = {r["container_id"] for r in self.db.query("SELECT container_id FROM "
-                                                           "sandboxes")}
+        running = {r["container_id"]
+                   for r in self.db.query("SELECT container_id FROM sandboxes")}
         for cid in running:
             if not self._running(cid):
                 self._release_sync(cid)

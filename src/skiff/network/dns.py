@@ -163,7 +163,6 @@ class DNSServer:
             return
         asyncio.ensure_future(self._forward(protocol, data, addr))
 
-
     async def _forward(self, protocol: _Protocol, data: bytes, addr) -> None:
         loop = asyncio.get_running_loop()
         for server in self.upstreams(protocol.container_id):

@@ -204,6 +204,7 @@ def port_lines(ports: dict, wanted: str | None = None) -> list[str]:
         for bind in ports.get(key) or []:
             lines.append(f"{bind['HostIp']}:{bind['HostPort']}")
         return lines
+
     def order(key):
         number, _, proto = key.partition("/")
         return (int(number), proto)
@@ -225,8 +226,8 @@ def cmd_port(cli, opts, args) -> int:
     wanted = args[1] if len(args) > 1 else None
     lines = port_lines(ports, wanted)
     if wanted and not lines:
-        raise StatusError(1, f"Error: No public port '{wanted if '/' in wanted else wanted + '/tcp'}'"
-                          f" published for {args[0]}")
+        key = wanted if "/" in wanted else wanted + "/tcp"
+        raise StatusError(1, f"Error: No public port '{key}' published for {args[0]}")
     for line in lines:
         cli.out(line)
     return 0
