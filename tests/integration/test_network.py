@@ -189,3 +189,30 @@ def test_restart_keeps_networking_and_kill_9_of_skiffd_keeps_the_container_reach
     finally:
         server.remove(force=True)
     assert netfixture.netns_files(daemon.exec_root) == []
+
+
+def test_containers_starting_at_once_on_a_fresh_bridge(daemon):
+    """The default bridge is made by the first container that needs it: eight starting at
+    once after a daemon restart (which removed it) all get it, each its own address."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    daemon.stop()     # nothing runs: the daemon removes its bridge and table on the way out
+    daemon.start()
+    assert netfixture.links_of({daemon.net["bridge"]}) == []
+    client = daemon.client()
+    made = [client.containers.create("busybox", ["sleep", "60"]) for _ in range(8)]
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda c: c.start(), made))
+        addresses = set()
+        for c in made:
+            c.reload()
+            assert c.attrs["State"]["Running"]
+            addresses.add(c.attrs["NetworkSettings"]["IPAddress"])
+        assert len(addresses) == 8 and "" not in addresses
+        code, output = made[0].exec_run(["ping", "-c", "1", "-W", "2",
+                                         made[7].attrs["NetworkSettings"]["IPAddress"]])
+        assert code == 0, output
+    finally:
+        for c in made:
+            c.remove(force=True)

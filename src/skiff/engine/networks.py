@@ -103,6 +103,7 @@ class NetworkService:
         self._dns = None
         self._nft_lock = threading.Lock()
         self._bridges_seen: set[str] = set()
+        self._bridge_lock = threading.Lock()
         with db.transaction() as cur:
             for statement in SCHEMA:
                 cur.execute(statement)
@@ -589,15 +590,18 @@ class NetworkService:
         seen once is not looked up again unless `recheck` (an attach found it missing)."""
         from skiff.network import links
 
+        if not recheck and all(self.bridge_name(n) in self._bridges_seen for n in nets):
+            return
         fresh = False
-        for net in nets:
-            name = self.bridge_name(net)
-            if name in self._bridges_seen and not recheck:
-                continue
-            if not links.exists(name):
-                self._make_bridge(net)
-                fresh = True
-            self._bridges_seen.add(name)
+        with self._bridge_lock:   # containers starting at once make a bridge once
+            for net in nets:
+                name = self.bridge_name(net)
+                if name in self._bridges_seen and not recheck:
+                    continue
+                if not links.exists(name):
+                    self._make_bridge(net)
+                    fresh = True
+                self._bridges_seen.add(name)
         if fresh:
             self._refresh_rules()
 

@@ -54,13 +54,21 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, *, mtu: int | None = 
         found = ipr.link_lookup(ifname=name)
         if not found:
             extra = {"mtu": mtu} if mtu else {}
-            ipr.link("add", ifname=name, kind="bridge", **extra)
+            try:
+                ipr.link("add", ifname=name, kind="bridge", **extra)
+            except Exception as exc:   # made meanwhile by someone else: fine
+                if getattr(exc, "code", None) != errno.EEXIST:
+                    raise
             found = ipr.link_lookup(ifname=name)
         index = found[0]
         have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
                 for a in ipr.get_addr(index=index, family=2)}
         if (gateway, prefixlen) not in have:
-            ipr.addr("add", index=index, address=gateway, prefixlen=prefixlen)
+            try:
+                ipr.addr("add", index=index, address=gateway, prefixlen=prefixlen)
+            except Exception as exc:
+                if getattr(exc, "code", None) != errno.EEXIST:
+                    raise
         ipr.link("set", index=index, state="up")
     # Published ports answer on 127.0.0.1 through DNAT to a container: the kernel must route
     # loopback-sourced packets out of the bridge (skiff's nft table masquerades them).
