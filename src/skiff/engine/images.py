@@ -385,7 +385,7 @@ class ImageService:
         with self.db.transaction() as cur:
             for c in candidates:
                 config = json.loads(c.config_bytes)
-                size = sum(self.snapshots.usage(l["chainID"]).size for l in c.layers)
+                size = sum(self.snapshots.size(l["chainID"]) for l in c.layers)
                 layers_json = json.dumps(c.layers)
                 top = c.layers[-1]["chainID"] if c.layers else None
                 row = cur.execute("SELECT manifest_digest FROM images WHERE id = ?",

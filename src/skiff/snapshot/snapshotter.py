@@ -262,6 +262,18 @@ class Snapshotter:
         """Chain ids of the committed snapshots."""
         return sorted(f"sha256:{n}" for n in os.listdir(self.dir) if _HEX64.match(n))
 
+    def size(self, chain: str) -> int:
+        """Bytes of regular-file content of a committed snapshot (hard links once), as
+        recorded when it was made (info.json); walked like `usage` when not recorded."""
+        try:
+            with open(os.path.join(self.dir, _hex(chain), "info.json")) as f:
+                size = json.load(f).get("size")
+            if isinstance(size, int) and size >= 0:
+                return size
+        except (OSError, ValueError, AttributeError):
+            pass
+        return self.usage(chain).size
+
     def usage(self, chain: str) -> Usage:
         """Disk usage of one committed snapshot."""
         if not self.exists(chain):
