@@ -71,6 +71,8 @@ def test_kill_9_restart_keeps_survivors_and_cleans_the_dead(daemon):
         # ... the survivors answer by name (DNS is back) and on their published port
         code, output = probe.exec_run(["sh", "-c", HTTP_GET.format(host=keep.name)])
         assert output.decode().strip() == keep.id[:12]
+        with socket.socket() as s, pytest.raises(OSError):   # held again after the restart
+            s.bind(("0.0.0.0", keep_port))
         with socket.create_connection(("127.0.0.1", keep_port), timeout=5) as s:
             s.sendall(b"GET /hostname HTTP/1.0\r\n\r\n")
             data = b""

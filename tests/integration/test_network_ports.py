@@ -130,6 +130,9 @@ def test_ranges_and_publish_all(daemon, httpd):
 def test_port_conflict_is_dockers_error(daemon, httpd):
     port = free_port()
     httpd("-p", f"{port}:8000")
+    # held for the container, as docker holds it: no host program can take it meanwhile
+    with socket.socket() as s, pytest.raises(OSError):
+        s.bind(("0.0.0.0", port))
     result = daemon.cli("run", "-d", "-p", f"{port}:8000", "busybox", "true")
     assert result.returncode == 125
     assert f"Bind for 0.0.0.0:{port} failed: port is already allocated".encode() in \
@@ -192,3 +195,5 @@ def test_rules_removed_with_the_container(daemon, httpd):
     assert f"tcp dport {port} dnat to" in rules()
     daemon.cli("rm", "-f", cid)
     assert f"tcp dport {port}" not in rules()
+    with socket.socket() as s:   # and no longer held
+        s.bind(("0.0.0.0", port))

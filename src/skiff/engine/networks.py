@@ -103,6 +103,7 @@ class NetworkService:
         self._dns = None
         self._nft_lock = threading.Lock()
         self._bridges_seen: set[str] = set()
+        self._held: dict[str, list] = {}   # container id -> sockets holding its host ports
         self._bridge_lock = threading.Lock()
         with db.transaction() as cur:
             for statement in SCHEMA:
@@ -656,6 +657,7 @@ class NetworkService:
         from skiff.network import netns
 
         had = []
+        self._hold(cid, [])
         for ep in self._endpoints(container_id=cid):
             try:
                 net = self.find(ep["network_id"])
@@ -691,6 +693,17 @@ class NetworkService:
             return
         net, _ = endpoints[0]
         container_ip = self._endpoints(network_id=net["Id"], container_id=record.id)[0]["ip"]
+        held = []
+        try:
+            self._allocate_ports(record, bindings, container_ip, held)
+        except BaseException:
+            for sock in held:
+                sock.close()
+            raise
+        self._hold(record.id, held)
+        self._refresh_rules()
+
+    def _allocate_ports(self, record, bindings: dict, container_ip: str, held: list) -> None:
         with self.db.transaction():
             taken = set()
             for row in self.db.query("SELECT doc FROM sandboxes"):
@@ -704,7 +717,8 @@ class NetworkService:
                     if host_ip:
                         ipam.parse_address(host_ip, "host IP")
                     low, high = port_values.parse_host_ports((bind or {}).get("HostPort") or "")
-                    host_port = port_values.free_port(proto, host_ip, low, high, taken)
+                    host_port, sock = port_values.free_port(proto, host_ip, low, high, taken)
+                    held.append(sock)
                     taken.add((proto, host_port))
                     rules.append({"proto": proto, "host_ip": host_ip, "host_port": host_port,
                                   "container_ip": container_ip, "container_port": port})
@@ -712,7 +726,27 @@ class NetworkService:
                         {"HostIp": host_ip or "0.0.0.0", "HostPort": str(host_port)})
             self.db.query("INSERT OR REPLACE INTO sandboxes (container_id, doc) VALUES (?,?)",
                           (record.id, json.dumps({"Ports": ports, "Rules": rules})))
-        self._refresh_rules()
+
+    def _hold(self, cid: str, sockets: list) -> None:
+        """Keep the sockets holding a container's host ports (closing any it held before)."""
+        with self._bridge_lock:
+            old = self._held.pop(cid, [])
+            if sockets:
+                self._held[cid] = sockets
+        for sock in old:
+            sock.close()
+
+    def _hold_again(self, cid: str) -> None:
+        """After a daemon restart: hold a running container's published ports again."""
+        row = self.db.query_one("SELECT doc FROM sandboxes WHERE container_id = ?", (cid,))
+        held = []
+        for r in (json.loads(row["doc"]).get("Rules") or []) if row else []:
+            try:
+                held.append(port_values.reserve(r["proto"], r["host_ip"], r["host_port"]))
+            except OSError as exc:
+                log.warning("holding port %s/%s of %s: %s", r["host_port"], r["proto"],
+                            cid[:12], exc)
+        self._hold(cid, held)
 
     def ports(self, record) -> dict:
         """NetworkSettings.Ports: published ports, and exposed ones as null."""
@@ -867,6 +901,8 @@ class NetworkService:
         await asyncio.to_thread(self._restore_sync)
         for row in self.db.query("SELECT container_id FROM sandboxes"):
             cid = row["container_id"]
+            if self._running(cid):
+                self._hold_again(cid)
             try:
                 if self._running(cid) and any(_is_user_defined(net) for net, _ in
                                               self._ordered(cid)):
@@ -919,6 +955,8 @@ class NetworkService:
         and the nft table go too, so a stopped daemon leaves no link or rule behind."""
         if self._dns is not None:
             self._dns.close()
+        for cid in list(self._held):
+            self._hold(cid, [])
         if self.db.query_one("SELECT 1 FROM sandboxes") is not None:
             return
         nets = [d for d in self._all() if d["Driver"] == "bridge"]

@@ -45,9 +45,24 @@ def ephemeral_range() -> tuple[int, int]:
         return 32768, 60999
 
 
-def free_port(proto: str, host_ip: str, low: int, high: int, taken: set) -> int:
-    """A host port nobody listens on and skiff has not published yet (docker's error when
-    none is)."""
+def reserve(proto: str, host_ip: str, port: int) -> socket.socket:
+    """A socket bound (never listening) to the host port, as docker holds its published
+    ports: nothing else on the host can take the port while the container publishes it, and
+    what reaches it is DNAT'ed to the container before any socket is looked up."""
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    sock = socket.socket(socket.AF_INET, kind | socket.SOCK_CLOEXEC)
+    try:
+        sock.bind((host_ip or "0.0.0.0", port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def free_port(proto: str, host_ip: str, low: int, high: int,
+              taken: set) -> tuple[int, socket.socket]:
+    """A host port nobody holds and skiff has not published yet, with the socket that now
+    holds it (docker's error when there is none)."""
     explicit = bool(low)
     if not low:
         low, high = ephemeral_range()
@@ -58,15 +73,10 @@ def free_port(proto: str, host_ip: str, low: int, high: int, taken: set) -> int:
     for port in candidates:
         if (proto, port) in taken:
             continue
-        kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-        probe = socket.socket(socket.AF_INET, kind)
         try:
-            probe.bind((host_ip or "0.0.0.0", port))
+            return port, reserve(proto, host_ip, port)
         except OSError:
             continue
-        finally:
-            probe.close()
-        return port
     where = f"{host_ip or '0.0.0.0'}:{low}" + (f"-{high}" if high != low else "")
     raise Conflict(f"driver failed programming external connectivity on endpoint: Bind for "
                    f"{where} failed: port is already allocated")
