@@ -49,9 +49,10 @@ class _QueueWriter:
 _DONE = object()
 
 
-def stream_from_thread(produce) -> StreamingResponse:
+def stream_from_thread(produce, headers: dict | None = None) -> StreamingResponse:
     """Run `produce(writer)` in a thread and stream what it writes. An error after the first
-    bytes can only end the stream early (the status line has gone)."""
+    bytes can only end the stream early (the status line has gone). `headers` may give a
+    Content-Length that `produce` is sure to write exactly."""
     q: queue.Queue = queue.Queue(EXPORT_QUEUE)
     cancelled = threading.Event()
 
@@ -80,7 +81,8 @@ def stream_from_thread(produce) -> StreamingResponse:
         finally:
             cancelled.set()
 
-    return StreamingResponse(body(), content_type="application/x-tar")
+    return StreamingResponse(body(), content_type="application/x-tar",
+                             headers=dict(headers or {}))
 
 
 def _commit_event(engine, container: str, image_id: str, repo: str, tag: str,

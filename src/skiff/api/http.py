@@ -302,7 +302,8 @@ class _Connection:
         if isinstance(result, StreamingResponse):
             headers.update(result.headers)
             headers["Content-Type"] = result.content_type
-            headers["Transfer-Encoding"] = "chunked"
+            if "Content-Length" not in result.headers:  # a known length goes unframed
+                headers["Transfer-Encoding"] = "chunked"
             try:  # the body's producer is closed even if the client left before the head
                 await self.send(h11.Response(status_code=result.status,
                                              headers=list(headers.items())))

@@ -285,9 +285,10 @@ def routes(engine):
         if not names:
             raise InvalidArgument("no image names given")
         selected = await asyncio.to_thread(archive.resolve_names, images, names)
+        ready = await asyncio.to_thread(archive.Archive, images, selected)
         for record, _ in selected:  # docker logs `save` per image as the export starts
             emit_image_event(engine, "save", record.id, record.id)
-        return stream_from_thread(lambda out: archive.write_archive(images, selected, out))
+        return stream_from_thread(ready.write_to, headers={"Content-Length": str(ready.size)})
 
     async def tag(request: Request):
         repo = request.arg("repo") or ""

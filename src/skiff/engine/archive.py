@@ -91,10 +91,22 @@ def manifest_for(config_digest: str, config_size: int, layers: list[dict]) -> tu
     return json.dumps(doc, indent=3).encode(), oci_image.OCI_MANIFEST
 
 
+class _Counter:
+    """Where a dry run of the writer goes: the archive's length, to send as Content-Length."""
+
+    def __init__(self):
+        self.size = 0
+
+    def write(self, data) -> int:
+        self.size += len(data)
+        return len(data)
+
+
 class _Writer:
-    def __init__(self, out):
+    def __init__(self, out, mtime: int, dry: bool = False):
         self.out = out
-        self.mtime = int(time.time())
+        self.mtime = mtime
+        self.dry = dry     # count blobs' bytes without reading them
 
     def _info(self, name: str, size: int, kind=tarfile.REGTYPE) -> None:
         info = tarfile.TarInfo(name)
@@ -113,6 +125,9 @@ class _Writer:
 
     def file(self, name: str, f, size: int) -> None:
         self._info(name, size)
+        if self.dry:
+            self.out.size += size + (-size % BLOCK)
+            return
         with f:
             left = size
             while left > 0:
@@ -151,18 +166,40 @@ def _open_blobs(images, selected) -> dict:
     return opened
 
 
-def write_archive(images, selected: list[tuple[object, list[str]]], out) -> None:
-    opened = _open_blobs(images, selected)
-    try:
-        _write(images, selected, out, opened)
-    finally:
-        for f, _ in opened.values():
+class Archive:
+    """An archive ready to be written: its blobs open (see `_open_blobs`) and its exact
+    length known beforehand (a dry run of the writer), so that it can be sent with a
+    Content-Length instead of chunked framing, which both ends would copy byte by byte."""
+
+    def __init__(self, images, selected: list[tuple[object, list[str]]]):
+        self.images, self.selected = images, selected
+        self.mtime = int(time.time())
+        self.opened = _open_blobs(images, selected)
+        try:
+            counter = _Counter()
+            _write(images, selected, _Writer(counter, self.mtime, dry=True), self.opened)
+            self.size = counter.size
+        except BaseException:
+            self.close()
+            raise
+
+    def write_to(self, out) -> None:
+        try:
+            _write(self.images, self.selected, _Writer(out, self.mtime), self.opened)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for f, _ in self.opened.values():
             if not f.closed:
                 f.close()
 
 
-def _write(images, selected, out, opened: dict) -> None:
-    w = _Writer(out)
+def write_archive(images, selected: list[tuple[object, list[str]]], out) -> None:
+    Archive(images, selected).write_to(out)
+
+
+def _write(images, selected, w: "_Writer", opened: dict) -> None:
     w.data("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
     w.directory("blobs/")
     w.directory("blobs/sha256/")
