@@ -116,22 +116,27 @@ class ContextStore:
                     elif os.path.lexists(full):
                         os.unlink(full)
             kept = {}
+            touched = {os.path.dirname(p) for p in stored if p not in wanted}
             for path in sorted(wanted):  # parents before children
                 kind, mode, size, mtime, link = wanted[path]
                 full = os.path.join(files, path)
+                old = stored.get(path)
+                unchanged = old is not None and list(old[:5]) == [kind, mode, size, mtime, link]
                 if kind == "d":
-                    if not os.path.isdir(full) or os.path.islink(full):
-                        if os.path.lexists(full):
-                            os.unlink(full)
-                        os.mkdir(full)
-                    os.chmod(full, mode)
+                    if not unchanged:
+                        if not os.path.isdir(full) or os.path.islink(full):
+                            if os.path.lexists(full):
+                                os.unlink(full)
+                            os.mkdir(full)
+                            touched.add(os.path.dirname(path))
+                        os.chmod(full, mode)
+                        touched.add(path)
                     kept[path] = [kind, mode, size, mtime, link, None]
                     continue
-                old = stored.get(path)
-                if old is not None and list(old[:5]) == [kind, mode, size, mtime, link] and \
-                        os.path.lexists(full):
+                if unchanged:   # trusted, as `need` trusts it: nothing to stat
                     kept[path] = old
                     continue
+                touched.add(os.path.dirname(path))
                 received = os.path.join(incoming, path)
                 try:
                     st = os.lstat(received)
@@ -153,11 +158,11 @@ class ContextStore:
                     os.chmod(full, mode)
                     os.utime(full, ns=(mtime, mtime))
                 kept[path] = [kind, mode, size, mtime, link, None]
-            # directory times last (filling them changed them)
-            for path in sorted(wanted, reverse=True):
-                kind, _, _, mtime, _ = wanted[path]
-                if kind == "d":
-                    os.utime(os.path.join(files, path), ns=(mtime, mtime))
+            # times of the directories whose entries changed, last (filling them changed them)
+            for path in sorted(touched, reverse=True):
+                entry = wanted.get(path)
+                if entry is not None and entry[0] == "d":
+                    os.utime(os.path.join(files, path), ns=(entry[3], entry[3]))
             if kept != stored:
                 self._write(manifest_path, kept)
         finally:
