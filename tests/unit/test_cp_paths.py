@@ -56,11 +56,6 @@ def test_go_file_modes():
         (1 << 31) | (1 << 20) | 0o777
 
 
-def test_rfc3339():
-    assert fsview.rfc3339(0) == "1970-01-01T00:00:00Z"
-    assert fsview.rfc3339(1.5) == "1970-01-01T00:00:01.5Z"
-
-
 def test_in_root_keeps_links_inside(tmp_path):
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)

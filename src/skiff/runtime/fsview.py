@@ -30,7 +30,6 @@ import shutil
 import stat as st
 import sys
 import tarfile
-import time
 
 # Loaded before the chroot: nothing may be imported (or dlopen'ed) from the container's files.
 import bz2  # noqa: F401  (tarfile's "r|*" opens these lazily)
@@ -39,6 +38,7 @@ import lzma  # noqa: F401
 
 from skiff.linux import mount as mnt
 from skiff.linux import ns
+from skiff.timefmt import rfc3339_nano
 
 # Without these, tarfile would look user and group names up through NSS, which after the
 # chroot means loading the container's libraries into a root process.
@@ -103,13 +103,6 @@ def go_file_mode(mode: int) -> int:
     return bits
 
 
-def rfc3339(seconds: float) -> str:
-    whole = int(seconds)
-    nanos = int(round((seconds - whole) * 1e9))
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-    return text + (f".{nanos:09d}".rstrip("0") if nanos else "") + "Z"
-
-
 def resolve(path: str) -> str:
     """Docker's ResolvePath, inside the chroot: symlinks in the parent directories are
     followed, the last component is not; a trailing "/." or "/" is kept meaningful."""
@@ -140,7 +133,7 @@ def stat_of(path: str) -> dict:
     if path.endswith("/."):
         name = "."
     return {"name": name, "size": info.st_size, "mode": go_file_mode(info.st_mode),
-            "mtime": rfc3339(info.st_mtime), "linkTarget": link_target}
+            "mtime": rfc3339_nano(info.st_mtime_ns), "linkTarget": link_target}
 
 
 # -- get -------------------------------------------------------------------------------------
