@@ -130,3 +130,16 @@ def test_daemon_json_network_settings(tmp_path):
     args.default_address_pool = None
     with pytest.raises(config.ConfigError, match="default-address-pools"):
         config.merge(args, config.load(str(path)), defaults)
+
+
+def test_log_opt_flags_win_over_the_file(tmp_path):
+    path = tmp_path / "daemon.json"
+    path.write_text(json.dumps({"log-opts": {"max-size": "10m", "max-file": "3"}}))
+    args = argparse.Namespace(root="/r", exec_root="/e", cgroup_parent="skiff",
+                              log_driver="json-file", debug=False, pidfile=None, host=None,
+                              log_opt=["max-size=1m"])
+    config.merge(args, config.load(str(path)), {})
+    assert args.log_opts == {"max-size": "1m", "max-file": "3"}
+    args.log_opt = ["nonsense"]
+    with pytest.raises(config.ConfigError, match="KEY=VALUE"):
+        config.merge(args, config.load(str(path)), {})

@@ -77,6 +77,11 @@ def merge(args, settings: dict, defaults: dict) -> None:
         if key in settings and getattr(args, key, None) in (None, False):
             setattr(args, key, settings[key])
     args.log_opts = {str(k): str(v) for k, v in (settings.get("log-opts") or {}).items()}
+    for text in getattr(args, "log_opt", None) or []:   # --log-opt wins over the file
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"invalid --log-opt {text!r}: expected KEY=VALUE")
+        args.log_opts[key] = value
     merge_network(args, settings, defaults)
     from skiff.api import registry_config
     try:

@@ -87,6 +87,8 @@ def reload(args, engine) -> None:
     engine.containers.log_driver = settings.get("log-driver", args.log_driver)
     engine.containers.log_opts = {str(k): str(v) for k, v in
                                   (settings.get("log-opts") or {}).items()}
+    engine.containers.log_opts.update(   # the command line's --log-opt still wins
+        text.split("=", 1) for text in args.log_opt if "=" in text)
     logging.getLogger().setLevel(logging.DEBUG if settings.get("debug") or args.debug
                                  else logging.INFO)
     args.live_restore = bool(settings.get("live-restore", args.live_restore))
@@ -233,12 +235,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tlscacert", help="trust client certificates signed by this CA")
     parser.add_argument("--tlscert", help="path to the daemon's TLS certificate file")
     parser.add_argument("--tlskey", help="path to the daemon's TLS key file")
-    parser.add_argument("--root", default="/var/lib/skiff", help="persistent state directory")
+    parser.add_argument("--root", "--data-root", dest="root", default="/var/lib/skiff",
+                        help="persistent state directory (default /var/lib/skiff)")
     parser.add_argument("--exec-root", default="/run/skiff", help="runtime state directory")
     parser.add_argument("--cgroup-parent", default="skiff",
                         help="parent cgroup of containers, relative to skiffd's own "
                         "(default skiff)")
     parser.add_argument("-p", "--pidfile", help="write the daemon's pid here")
+    parser.add_argument("--log-opt", action="append", default=[], metavar="KEY=VALUE",
+                        help="default log driver options of containers (repeatable; "
+                        "max-size, max-file, labels, env, ...)")
     parser.add_argument("--log-driver", default="json-file",
                         help="containers' default log driver: json-file or none")
     parser.add_argument("--config-file", default=None,
