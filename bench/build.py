@@ -13,8 +13,10 @@ that, CMD). Three figures per engine, each the median of --runs builds:
   - no change: a rebuild with nothing changed (every step from the cache);
   - late file: a rebuild after one file of the late COPY changed (the steps from that COPY on
                re-run, the ones before it from the cache).
-All engines build with `--network none` (the RUN steps need none). Prints a table and writes
-the figures as JSON under bench/results/.
+The peers build with `--network none` (the RUN steps need none); skiff with its default.
+All engines run side by side and the rounds alternate between them, so that the drifting load
+of a shared machine falls on each alike. Prints a table and writes the figures as JSON under
+bench/results/.
 """
 
 from __future__ import annotations
@@ -88,22 +90,19 @@ def timed(cmd: list[str], env=None) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def bench_engine(name: str, cli: list[str], env, project: str, runs: int) -> dict:
+def one_round(name: str, cli: list[str], env, project: str, i: int) -> tuple:
+    """(cold, no change, late file) in ms for one engine, once."""
     late = os.path.join(project, "late", "config9.txt")
-    build = cli + ["build", "-t", "benchbuild:1"] + (["--network", "none"] if name != "skiff" else [])
+    build = cli + ["build", "-t", "benchbuild:1"] + (["--network", "none"]
+                                                      if name != "skiff" else [])
     if name == "podman":
         build.append("--layers")
-    cold, same, changed = [], [], []
-    timed(build + ["--no-cache", project], env)  # warm-up: page cache, base image unpacked
-    for i in range(runs):
-        cold.append(timed(build + ["--no-cache", project], env))
-        same.append(timed(build + [project], env))
-        with open(late, "w") as f:
-            f.write(f"setting9 = changed {name} {i} {time.time()}\n")
-        changed.append(timed(build + [project], env))
+    cold = timed(build + ["--no-cache", project], env)
+    same = timed(build + [project], env)
     with open(late, "w") as f:
-        f.write("setting9 = 9\n")
-    return {"cold": stats(cold), "no_change": stats(same), "late_file": stats(changed)}
+        f.write(f"setting9 = changed {name} {i} {time.time()}\n")
+    changed = timed(build + [project], env)
+    return cold, same, changed
 
 
 def main() -> None:
@@ -118,33 +117,55 @@ def main() -> None:
     os.makedirs(WORK, exist_ok=True)
     project = make_project(WORK)
     wanted = args.engines.split(",")
-    results = {}
-    if "skiff" in wanted:
-        with Skiff() as engine:
-            results["skiff"] = bench_engine("skiff", engine.cli, None, project, args.runs)
-    docker_modes = [m for m in ("docker", "docker-classic") if m in wanted]
-    if docker_modes and Docker.available():
-        with Docker() as engine:
+    # Every engine is started first and the rounds alternate between them, so that the load
+    # of this shared machine (which drifts by tens of percent within minutes) falls on all
+    # of them alike.
+    from contextlib import ExitStack
+
+    engines = []   # (name, cli, env)
+    with ExitStack() as stack:
+        if "skiff" in wanted:
+            skiff = stack.enter_context(Skiff())
+            engines.append(("skiff", skiff.cli, None))
+        docker_modes = [m for m in ("docker", "docker-classic") if m in wanted]
+        if docker_modes and Docker.available():
+            docker = stack.enter_context(Docker())
             for mode in docker_modes:
-                if mode == "docker":
-                    # BuildKit: Debian's CLI (the CLI 28 here has no buildx plugin)
-                    cli = ["/usr/bin/docker"] + engine.cli[1:]
-                    env = dict(os.environ, DOCKER_BUILDKIT="1")
+                if mode == "docker":   # BuildKit: Debian's CLI (the CLI 28 here has no buildx)
+                    engines.append((mode, ["/usr/bin/docker"] + docker.cli[1:],
+                                    dict(os.environ, DOCKER_BUILDKIT="1")))
                 else:
-                    cli, env = engine.cli, dict(os.environ, DOCKER_BUILDKIT="0")
-                try:
-                    results[mode] = bench_engine(mode, cli, env, project, args.runs)
-                except RuntimeError as e:
-                    print(f"{mode}: failed: {e}")
-    elif docker_modes:
-        print("docker: not installed, skipped")
-    if "podman" in wanted and Podman.available():
-        with Podman() as engine:
+                    engines.append((mode, docker.cli, dict(os.environ, DOCKER_BUILDKIT="0")))
+        elif docker_modes:
+            print("docker: not installed, skipped")
+        if "podman" in wanted and Podman.available():
+            podman = stack.enter_context(Podman())
+            engines.append(("podman", podman.cli, podman.env))
+        times: dict[str, list[tuple]] = {name: [] for name, _, _ in engines}
+        failed: set[str] = set()
+        for name, cli, env in engines:   # warm-up: page cache, base image unpacked
             try:
-                results["podman"] = bench_engine("podman", engine.cli, engine.env, project,
-                                                 args.runs)
+                timed(cli + ["build", "-t", "benchbuild:1", "--no-cache", project] +
+                      (["--network", "none"] if name != "skiff" else []), env)
             except RuntimeError as e:
-                print(f"podman: failed: {e}")
+                print(f"{name}: failed: {e}")
+                failed.add(name)
+        for i in range(args.runs):
+            for name, cli, env in engines:
+                if name in failed:
+                    continue
+                try:
+                    times[name].append(one_round(name, cli, env, project, i))
+                except RuntimeError as e:
+                    print(f"{name}: failed: {e}")
+                    failed.add(name)
+        with open(os.path.join(project, "late", "config9.txt"), "w") as f:
+            f.write("setting9 = 9\n")
+    results = {}
+    for name, rounds in times.items():
+        if rounds and name not in failed:
+            results[name] = {key: stats([r[k] for r in rounds])
+                             for k, key in enumerate(("cold", "no_change", "late_file"))}
     print(f"\nreference project: {FILES} files, {TOTAL_BYTES // 10**6} MB, "
           f"{len(DOCKERFILE.splitlines())} instructions; medians of {args.runs} runs (ms)")
     print(f"{'engine':16} {'cold':>10} {'no change':>10} {'late file':>10}")

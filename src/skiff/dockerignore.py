@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
 class Pattern:
-    text: str
-    exclusion: bool       # a `!` exception
-    regex: re.Pattern
+    """One line of the file (no dataclass: the CLI imports this on a rebuild's hot path)."""
+
+    __slots__ = ("text", "exclusion", "regex")
+
+    def __init__(self, text: str, exclusion: bool, regex: re.Pattern):
+        self.text = text
+        self.exclusion = exclusion      # a `!` exception
+        self.regex = regex
 
     def matches(self, path: str) -> bool:
         """The path or one of its parent directories matches."""

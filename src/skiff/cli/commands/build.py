@@ -13,37 +13,32 @@ from __future__ import annotations
 import io
 import json
 import os
-import secrets
 import stat
-import tarfile
 
+from skiff.cli import tarwriter
 from skiff.cli.context import StatusError
 
 CHUNK = 1 << 20
 
 
 def _tar_header(name: str, st: os.stat_result, link: str = "") -> bytes:
-    info = tarfile.TarInfo(name)
-    info.mode = stat.S_IMODE(st.st_mode)
-    info.mtime = int(st.st_mtime)
-    info.uid = info.gid = 0
     if stat.S_ISDIR(st.st_mode):
-        info.type = tarfile.DIRTYPE
+        kind, size = tarwriter.DIRECTORY, 0
     elif stat.S_ISLNK(st.st_mode):
-        info.type, info.linkname = tarfile.SYMTYPE, link
+        kind, size = tarwriter.SYMLINK, 0
     else:
-        info.type, info.size = tarfile.REGTYPE, st.st_size
-    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        kind, size = tarwriter.REGULAR, st.st_size
+    return tarwriter.header(name, mode=stat.S_IMODE(st.st_mode), size=size,
+                            mtime=int(st.st_mtime), kind=kind, link=link)
 
 
 def _file_entry(name: str, data: bytes, mode: int = 0o644, mtime: int | None = None) -> bytes:
-    info = tarfile.TarInfo(name)
-    info.mode, info.size = mode, len(data)
-    import time
+    if mtime is None:
+        import time
 
-    info.mtime = int(time.time()) if mtime is None else mtime
-    pad = (512 - len(data) % 512) % 512
-    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape") + data + b"\0" * pad
+        mtime = int(time.time())
+    return tarwriter.header(name, mode=mode, size=len(data), mtime=mtime) + data + \
+        tarwriter.padding(len(data))
 
 
 def context_entries(root: str, ignore, always: set[str]):
@@ -230,7 +225,7 @@ def cmd_build(cli, opts, args) -> int:
         extra: dict[str, bytes] = {}
         dockerfile_name = "Dockerfile"
         if dockerfile_text is not None:
-            dockerfile_name = f".dockerfile.{secrets.token_hex(10)}"
+            dockerfile_name = f".dockerfile.{os.urandom(10).hex()}"
             extra[dockerfile_name] = dockerfile_text
         elif opts.file:
             path = os.path.abspath(opts.file)
@@ -242,7 +237,7 @@ def cmd_build(cli, opts, args) -> int:
                 except OSError as e:
                     raise StatusError(1, f"unable to prepare context: unable to evaluate "
                                          f"symlinks in Dockerfile path: {e}") from None
-                dockerfile_name = f".dockerfile.{secrets.token_hex(10)}"
+                dockerfile_name = f".dockerfile.{os.urandom(10).hex()}"
                 extra[dockerfile_name] = extra_text
             else:
                 dockerfile_name = rel.replace(os.sep, "/")
@@ -317,11 +312,10 @@ def _send_changes(client, query: dict, headers: dict, root: str, ignore, always:
     files it asks for. None when the daemon does not offer it (a dockerd): then the whole
     context goes as docker's CLI sends it."""
     import hashlib
-    import socket
 
     from skiff.client.errors import APIError
 
-    key = hashlib.sha256(f"{socket.gethostname()}\0{root}".encode()).hexdigest()
+    key = hashlib.sha256(f"{os.uname().nodename}\0{root}".encode()).hexdigest()
     entries = [(rel, st, os.readlink(os.path.join(root, rel)) if stat.S_ISLNK(st.st_mode)
                 else "") for rel, st in context_entries(root, ignore, always)]
     manifest = manifest_of(entries, extra)
@@ -373,6 +367,8 @@ def _write_output(cli, client, image_id: str, output: dict) -> None:
             else:
                 os.makedirs(output["dest"], exist_ok=True)
                 reader = io.BufferedReader(_ChunkReader(resp.iter_chunks(CHUNK)), CHUNK)
+                import tarfile
+
                 with tarfile.open(fileobj=reader, mode="r|") as tar:
                     tar.extractall(output["dest"], filter="tar")
     finally:
