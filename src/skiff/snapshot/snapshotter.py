@@ -90,6 +90,7 @@ class Snapshotter:
         os.chmod(self.dir, 0o700)
         # The one "are we root" decision of this package: without root, ownership is not kept.
         self.chown = os.geteuid() == 0
+        self._usages: dict[str, Usage] = {}   # committed snapshots never change
 
     # -- committed snapshots ------------------------------------------------------------------
 
@@ -250,6 +251,7 @@ class Snapshotter:
 
     def delete(self, chain: str) -> bool:
         """Remove a committed snapshot (atomically: renamed away, then removed)."""
+        self._usages.pop(chain, None)
         target = os.path.join(self.dir, _hex(chain))
         if not os.path.isdir(target):
             return False
@@ -277,8 +279,12 @@ class Snapshotter:
     def usage(self, chain: str) -> Usage:
         """Disk usage of one committed snapshot."""
         if not self.exists(chain):
+            self._usages.pop(chain, None)
             raise NotFound(f"snapshot {chain} does not exist")
-        return _usage(self.path(chain))
+        known = self._usages.get(chain)
+        if known is None:
+            known = self._usages[chain] = _usage(self.path(chain))
+        return known
 
     # -- active snapshots ---------------------------------------------------------------------
 
