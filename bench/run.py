@@ -103,9 +103,24 @@ def own_cgroup() -> str:
     return paths.get("memory") or paths.get("") or "/"
 
 
-# A bench daemon's own bridge, subnet and nft table, never a developer's skiff0.
-BENCH_NETWORK_FLAGS = ["--bridge", "skbenchrun0", "--bip", "10.86.254.1/24", "--nft-table",
-                       "skiff_benchrun", "--default-address-pool", "base=10.86.16.0/20,size=28"]
+def bench_network_flags(tag: str) -> list[str]:
+    """A bench daemon's own bridge, /24 and nft table (never a developer's skiff0, nor
+    another bench's running at the same time): a /24 of 10.86.0.0/16 the host does not route
+    yet, and names from `tag` (the daemon's unique directory)."""
+    import ipaddress
+    import random
+
+    routes = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True,
+                            text=True).stdout.split()
+    routed = [ipaddress.ip_network(w, strict=False) for w in routes
+              if "/" in w and w[0].isdigit()]
+    while True:
+        net = ipaddress.ip_network(f"10.86.{random.randint(0, 255)}.0/24")
+        if not any(net.overlaps(r) for r in routed):
+            break
+    suffix = "".join(c for c in tag.lower() if c.isalnum())[-8:]
+    return ["--bridge", f"skb{suffix}", "--bip", f"{net.network_address + 1}/24",
+            "--nft-table", f"skiff_bench_{suffix}"]
 
 
 class Skiff:
@@ -114,10 +129,11 @@ class Skiff:
     def __enter__(self):
         self.dir = tempfile.mkdtemp(prefix="skiff-bench-")
         self.sock = os.path.join(self.dir, "run", "skiff.sock")
+        self.network_flags = bench_network_flags(os.path.basename(self.dir))
         self.proc = subprocess.Popen(
             [command("skiffd"), "--root", os.path.join(self.dir, "root"),
              "--exec-root", os.path.join(self.dir, "run"), "-H", f"unix://{self.sock}",
-             "--cgroup-parent", "skiff-bench", *BENCH_NETWORK_FLAGS],
+             "--cgroup-parent", "skiff-bench", *self.network_flags],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "skiffd.log"), "w"))
         wait_for_socket(self.sock)
         self.cli = [command("skiff"), "-H", f"unix://{self.sock}"]
@@ -140,8 +156,8 @@ class Skiff:
         shutil.rmtree(self.dir, ignore_errors=True)
         remove_cgroup_parent("skiff-bench")
         # the bench daemon's own bridge and nft table (made when a container first used them)
-        subprocess.run(["ip", "link", "del", BENCH_NETWORK_FLAGS[1]], stderr=subprocess.DEVNULL)
-        subprocess.run(["nft", "delete", "table", "ip", BENCH_NETWORK_FLAGS[5]],
+        subprocess.run(["ip", "link", "del", self.network_flags[1]], stderr=subprocess.DEVNULL)
+        subprocess.run(["nft", "delete", "table", "ip", self.network_flags[5]],
                        stderr=subprocess.DEVNULL)
 
 
