@@ -216,3 +216,30 @@ def test_containers_starting_at_once_on_a_fresh_bridge(daemon):
     finally:
         for c in made:
             c.remove(force=True)
+
+
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_other_runtimes_join_the_namespace_file(daemon, runtime):
+    """The namespace is made by skiffd and named in config.json, so runc and crun get the
+    same network as skiff's own runtime."""
+    import shutil
+
+    if not shutil.which(runtime):
+        pytest.skip(f"{runtime} is not installed")
+    client = daemon.client()
+    server = client.containers.run("busybox", ["httpd", "-f", "-p", "8000", "-h", "/etc"],
+                                   detach=True)
+    try:
+        server.reload()
+        ip = server.attrs["NetworkSettings"]["IPAddress"]
+        result = daemon.cli("run", "--rm", "--runtime", runtime, "busybox", "sh", "-c",
+                            "ip -4 -o addr show eth0; printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n'"
+                            f" | nc -w 3 {ip} 8000 | tail -n 1")
+        if result.returncode != 0 and runtime == "crun" and \
+                b"cgroup" in result.stderr.lower():
+            pytest.skip("crun refuses this host's cgroup layout")
+        text = out(result)
+        assert "inet " in text.splitlines()[0]
+        assert text.splitlines()[-1] == server.id[:12]
+    finally:
+        server.remove(force=True)
