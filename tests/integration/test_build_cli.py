@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import tarfile
@@ -12,6 +13,13 @@ import tempfile
 import pytest
 
 pytestmark = pytest.mark.root
+
+
+@pytest.fixture(autouse=True)
+def cli_cache(tmp_path, monkeypatch):
+    """The CLI's memory of what the daemon holds (~/.cache/skiff) kept out of $HOME."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache"
 
 
 @pytest.fixture
@@ -162,3 +170,20 @@ def test_kept_context_sends_only_changes(daemon, ctxdir):
     need = api._result(api._post_json(api._url("/skiff/build/context"), manifest_of(entries, {}),
                                       params={"key": key}), json=True)["Need"]
     assert need == ["v"]
+
+
+def test_kept_context_when_the_cli_memory_is_wrong(daemon, ctxdir, cli_cache):
+    write(ctxdir, {"Dockerfile": "FROM busybox\nCOPY . /c/\nCMD cat /c/v\n", "v": "1\n"})
+    assert daemon.cli("build", "-t", "cli-mem:1", ctxdir).returncode == 0
+    states = list((cli_cache / "skiff" / "build-contexts").iterdir())
+    assert len(states) == 1
+    # the CLI believes the daemon has a v it does not have: the daemon says so, the CLI asks
+    state = json.loads(states[0].read_text())
+    write(ctxdir, {"v": "2\n"})
+    st = os.lstat(os.path.join(ctxdir, "v"))
+    state = [e if e[0] != "v" else [e[0], e[1], e[2], st.st_size, st.st_mtime_ns, e[5]]
+             for e in state]
+    states[0].write_text(json.dumps(state))
+    result = daemon.cli("build", "-t", "cli-mem:1", ctxdir)
+    assert result.returncode == 0, result.stderr.decode()
+    assert run(daemon, "cli-mem:1") == "2\n"

@@ -306,11 +306,42 @@ def cmd_build(cli, opts, args) -> int:
     return 0
 
 
+def _state_path(client, key: str) -> str:
+    """Where the CLI remembers the manifest a daemon last accepted for a context."""
+    import hashlib
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    host = getattr(client, "host", "") or ""
+    name = hashlib.sha256(f"{host}\0{key}".encode()).hexdigest()[:32]
+    return os.path.join(base, "skiff", "build-contexts", name + ".json")
+
+
+def _load_state(path: str) -> dict:
+    try:
+        with open(path) as f:
+            return {e[0]: e for e in json.load(f)}
+    except (OSError, ValueError, TypeError, IndexError):
+        return {}
+
+
+def _save_state(path: str, manifest: list) -> None:
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(json.dumps(manifest, separators=(",", ":")))
+        os.replace(tmp, path)
+    except OSError:
+        pass   # only an optimisation: the next build asks the daemon instead
+
+
 def _send_changes(client, query: dict, headers: dict, root: str, ignore, always: set[str],
                   extra: dict[str, bytes]):
-    """skiffd keeps each directory context between builds: send the manifest, then only the
-    files it asks for. None when the daemon does not offer it (a dockerd): then the whole
-    context goes as docker's CLI sends it."""
+    """skiffd keeps each directory context between builds: send the manifest and only the
+    files that changed. The CLI remembers what the daemon last accepted, so that usually one
+    request does; when the daemon's copy differs (409), it asks the daemon what it needs.
+    None when the daemon does not offer this (a dockerd): then the whole context goes as
+    docker's CLI sends it."""
     import hashlib
 
     from skiff.client.errors import APIError
@@ -319,6 +350,23 @@ def _send_changes(client, query: dict, headers: dict, root: str, ignore, always:
     entries = [(rel, st, os.readlink(os.path.join(root, rel)) if stat.S_ISLNK(st.st_mode)
                 else "") for rel, st in context_entries(root, ignore, always)]
     manifest = manifest_of(entries, extra)
+    state_path = _state_path(client, key)
+    try:
+        client.api_version  # the version handshake tells which daemon this is
+    except APIError:
+        pass
+    if (getattr(client, "server_headers", {}) or {}).get("server", "").startswith("skiff/"):
+        known = _load_state(state_path)
+        guess = {e[0] for e in manifest if e[1] != "d" and known.get(e[0]) != e}
+        try:
+            resp = client.request("POST", "/build", dict(query, skiffcontext=key),
+                                  body=partial_tar(root, manifest, guess, extra),
+                                  headers=headers, stream=True)
+            _save_state(state_path, manifest)
+            return resp
+        except APIError as e:
+            if e.status != 409:
+                raise
     for attempt in range(3):
         try:
             need = (client.json("POST", "/skiff/build/context", {"key": key},
@@ -328,9 +376,11 @@ def _send_changes(client, query: dict, headers: dict, root: str, ignore, always:
                 return None
             raise
         try:
-            return client.request("POST", "/build", dict(query, skiffcontext=key),
+            resp = client.request("POST", "/build", dict(query, skiffcontext=key),
                                   body=partial_tar(root, manifest, set(need), extra),
                                   headers=headers, stream=True)
+            _save_state(state_path, manifest)
+            return resp
         except APIError as e:
             if e.status != 409 or attempt == 2:
                 raise  # 409: another build changed the kept context meanwhile; ask again
