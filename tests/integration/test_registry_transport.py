@@ -284,6 +284,29 @@ def test_chunked_upload(registry, tmp_path):
     client.close()
 
 
+@pytest.mark.parametrize("chunk_size", [None, 300_000])
+def test_streamed_upload_learns_its_digest(registry, tmp_path, chunk_size):
+    """A blob made while it is sent (a layer compressed on the fly): one chunked PATCH, or
+    PATCHes of a set size, then PUT with the digest computed on the way."""
+    data = os.urandom(1_000_003)
+    repo = f"t/streamed{chunk_size or 0}"
+    client = RegistryClient(hosts.endpoint_for(registry.host), certs_dir=None)
+    pieces = (data[i:i + 65_536] for i in range(0, len(data), 65_536))
+    digest, size, how = client.upload_stream(repo, pieces, chunk_size=chunk_size)
+    assert (digest, size, how) == (digest_of(data), len(data), "pushed")
+    store = ContentStore(tmp_path)
+    client.fetch_blob(repo, oci_image.Descriptor(oci_image.OCI_LAYER, digest, size), store)
+    assert store.read_bytes(digest) == data
+    # pushed once, mounted into another repository without reading the stream again
+    def never():
+        raise AssertionError("the stream was read")
+        yield b""
+    assert client.upload_stream(f"{repo}-copy", never(), known_digest=digest,
+                                mount_from=repo)[2] == "mounted"
+    assert client.blob_exists(f"{repo}-copy", digest)
+    client.close()
+
+
 def test_push_mounts_blobs_from_another_repository(daemon, pushed, registry, test_images):
     """The image is also tagged in t/busybox, which the registry holds: its layers are
     mounted across repositories instead of uploaded."""
