@@ -53,6 +53,10 @@ def test_network_none_has_only_lo(daemon):
 
 
 def test_host_mode_sees_the_hosts_interfaces(daemon):
+    import socket
+
+    assert out(run(daemon, "--network", "host", "busybox", "hostname")).strip() == \
+        socket.gethostname()   # docker's: the host's name, /etc/hosts and resolv.conf
     text = out(run(daemon, "--network", "host", "busybox", "cat", "/proc/net/dev"))
     with open("/proc/net/dev") as f:
         mine = interfaces(f.read())
@@ -121,9 +125,10 @@ def test_container_network_mode_shares_the_namespace(daemon):
     try:
         first.reload()
         ip = first.attrs["NetworkSettings"]["IPAddress"]
-        text = out(run(daemon, "--network", "container:netowner", "busybox", "ip", "-4", "-o",
-                       "addr", "show", "eth0"))
+        text = out(run(daemon, "--network", "container:netowner", "busybox", "sh", "-c",
+                       "ip -4 -o addr show eth0; hostname"))
         assert f"inet {ip}/" in text
+        assert text.splitlines()[-1] == first.id[:12]   # the owner's hostname, as docker
         second = client.containers.create("busybox", ["true"],
                                           network_mode="container:netowner")
         second.reload()

@@ -218,7 +218,9 @@ class ContainerService:
             host_config["Runtime"] = self.runtimes.choose(host_config)
         userns.check_mode(host_config)   # --userns
         tty = bool(body.get("Tty"))
-        hostname = body.get("Hostname") or cid[:12]
+        hostname = body.get("Hostname") or (   # host's, or the shared one's (networking)
+            self.networks.default_hostname(host_config, self.get)
+            if self.networks is not None else None) or cid[:12]
         if tty and not any(e.startswith("TERM=") for e in env):
             env.append("TERM=xterm")
         env = [f"HOSTNAME={hostname}"] + [e for e in env if not e.startswith("HOSTNAME=")]

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import secrets
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -432,6 +433,19 @@ class NetworkService:
                 self._add_endpoint(cid, name, net, settings)
         spec["linux"]["namespaces"] = others + [{"type": "network",
                                                  "path": self.netns_path(cid)}]
+
+    def default_hostname(self, host_config: dict, lookup) -> str | None:
+        """A container without --hostname: with --network host the host's name, with
+        container:NAME that container's, as docker does; None: its short id."""
+        mode = network_mode(host_config)
+        if mode == "host":
+            return socket.gethostname()
+        if mode.startswith("container:"):
+            try:
+                return lookup(mode[len("container:"):]).config["Config"].get("Hostname")
+            except NotFound:
+                return None   # prepare() says docker's error
+        return None
 
     def netns_path(self, cid: str) -> str:
         return os.path.join(self.netns_dir, cid)
