@@ -126,9 +126,10 @@ def test_container_network_mode_shares_the_namespace(daemon):
         first.reload()
         ip = first.attrs["NetworkSettings"]["IPAddress"]
         text = out(run(daemon, "--network", "container:netowner", "busybox", "sh", "-c",
-                       "ip -4 -o addr show eth0; hostname"))
+                       "ip -4 -o addr show eth0; grep -c $(hostname) /etc/hosts; hostname"))
         assert f"inet {ip}/" in text
         assert text.splitlines()[-1] == first.id[:12]   # the owner's hostname, as docker
+        assert text.splitlines()[-2] == "1"             # and its /etc/hosts (with its IP)
         second = client.containers.create("busybox", ["true"],
                                           network_mode="container:netowner")
         second.reload()

@@ -88,3 +88,15 @@ def test_publish_and_port(docker):
         assert data.decode().strip().endswith(cid[:12])
     finally:
         docker("rm", "-f", cid)
+
+
+def test_run_on_two_networks_at_once(docker):
+    a, b = (f"dnet-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    ok(docker("network", "create", a))
+    ok(docker("network", "create", b))
+    try:
+        text = ok(docker("run", "--rm", "--network", a, "--network", b, "busybox", "sh", "-c",
+                         "ls /sys/class/net | sort | tr '\\n' ' '; ip route | grep -c default"))
+        assert text.split() == ["eth0", "eth1", "lo", "1"]
+    finally:
+        docker("network", "rm", a, b)

@@ -405,6 +405,13 @@ class NetworkService:
             if not os.path.exists(path):
                 path = f"/proc/{int(other.state['Pid'])}/ns/net"
             spec["linux"]["namespaces"] = others + [{"type": "network", "path": path}]
+            if self.containers is not None:   # its /etc/hosts and resolv.conf, as docker
+                owner = self.containers.container_dir(other.id)
+                for mount in spec.get("mounts", []):
+                    name = {"/etc/hosts": "hosts",
+                            "/etc/resolv.conf": "resolv.conf"}.get(mount.get("destination"))
+                    if name and mount.get("type") == "bind":
+                        mount["source"] = os.path.join(owner, name)
             return
         primary = self.find(mode)
         if primary["Driver"] == "host":
