@@ -197,3 +197,22 @@ def test_rules_removed_with_the_container(daemon, httpd):
     assert f"tcp dport {port}" not in rules()
     with socket.socket() as s:   # and no longer held
         s.bind(("0.0.0.0", port))
+
+
+def test_published_port_follows_a_disconnect(daemon):
+    client = daemon.client()
+    a = client.networks.create(f"pa-{os.getpid()}-{time.monotonic_ns() % 10**6}")
+    b = client.networks.create(f"pb-{os.getpid()}-{time.monotonic_ns() % 10**6}")
+    port = free_port()
+    c = client.containers.create("busybox", ["httpd", "-f", "-p", "8000", "-h", "/etc"],
+                                 network=a.name, ports={"8000/tcp": ("127.0.0.1", port)})
+    try:
+        b.connect(c)
+        c.start()
+        assert http_get("127.0.0.1", port) == c.id[:12]
+        a.disconnect(c)   # the network the port pointed at
+        assert http_get("127.0.0.1", port) == c.id[:12]
+    finally:
+        c.remove(force=True)
+        a.remove()
+        b.remove()

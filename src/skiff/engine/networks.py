@@ -902,6 +902,26 @@ class NetworkService:
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM endpoints WHERE network_id = ? AND container_id = ?",
                         (net["Id"], cid))
+        self._repoint_ports(cid)
+
+    def _repoint_ports(self, cid: str) -> None:
+        """Published ports follow the container to the address it still has (its first
+        network's) when the network they pointed at is disconnected; with none left they go."""
+        row = self.db.query_one("SELECT doc FROM sandboxes WHERE container_id = ?", (cid,))
+        doc = json.loads(row["doc"]) if row else {}
+        if not doc.get("Rules"):
+            return
+        ips = [ep["ip"] for ep in self._endpoints(container_id=cid) if ep["ip"]]
+        if ips:
+            for rule in doc["Rules"]:
+                rule["container_ip"] = ips[0]
+        else:
+            doc = {"Ports": {}, "Rules": []}
+            self._hold(cid, [])
+        with self.db.transaction() as cur:
+            cur.execute("UPDATE sandboxes SET doc = ? WHERE container_id = ?",
+                        (json.dumps(doc), cid))
+        self._refresh_rules()
 
     # ------------------------------------------------------------------ inspect
     def settings(self, record) -> dict:
