@@ -333,3 +333,10 @@ def test_removed_network_and_no_network_left(daemon):
     finally:
         c.remove(force=True)
         other.remove()
+
+
+def test_skiff_run_on_two_networks(daemon, net):
+    a, b = net(), net()
+    text = out(daemon.cli("run", "--rm", "--network", a.name, "--network", b.name, "busybox",
+                          "sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '"))
+    assert text.split() == ["eth0", "eth1", "lo"]

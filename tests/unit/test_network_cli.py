@@ -66,3 +66,10 @@ def test_port_lines():
     assert netcmd.port_lines(ports, "80") == ["0.0.0.0:8080"]
     assert netcmd.port_lines(ports, "53/udp") == ["127.0.0.1:5353"]
     assert netcmd.port_lines(ports, "443") == []
+
+
+def test_repeated_network_flag():
+    body = run_body("--network", "a", "--network", "b", "--network-alias", "x", "busybox")
+    assert body["HostConfig"]["NetworkMode"] == "a"
+    assert body["NetworkingConfig"]["EndpointsConfig"] == {"a": {"Aliases": ["x"]}, "b": {}}
+    assert "NetworkMode" not in run_body("busybox")["HostConfig"]

@@ -41,7 +41,8 @@ CREATE_FLAGS = [
     Flag("memory", "m", STRING, help="Memory limit", metavar="bytes"),
     Flag("name", "", STRING, help="Assign a name to the container"),
     Flag("no-healthcheck", "", BOOL, help="Disable any container-specified HEALTHCHECK"),
-    Flag("network", "", STRING, help="Connect a container to a network", metavar="network"),
+    Flag("network", "", LIST, help="Connect a container to a network (repeatable: the "
+         "first is its network mode, the others are joined too)", metavar="network"),
     Flag("platform", "", STRING, help="Set platform if server is multi-platform capable"),
     Flag("privileged", "", BOOL, help="Give extended privileges to this container"),
     Flag("publish", "p", LIST, help="Publish a container's port(s) to the host", metavar="list"),
