@@ -496,6 +496,22 @@ def test_interrupted_build_leaves_nothing(sdk, ctxdir, daemon):
     assert leftovers(daemon) == NOTHING
 
 
+def test_daemon_killed_mid_build_leaves_nothing_after_restart(sdk, ctxdir, daemon):
+    write(ctxdir, {"Dockerfile": "FROM busybox\nRUN echo started; sleep 30\n"})
+    messages = sdk.api.build(path=ctxdir, decode=True, rm=True)
+    for m in messages:
+        if "started" in (m.get("stream") or ""):
+            break
+    assert leftovers(daemon)["containers"]
+    daemon.proc.kill()            # no chance to clean up
+    daemon.proc.wait()
+    daemon.start()
+    deadline = time.monotonic() + 20
+    while leftovers(daemon) != NOTHING and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert leftovers(daemon) == NOTHING
+
+
 def test_builder_prune(sdk, ctxdir, daemon):
     image, _ = build(sdk, ctxdir, "FROM busybox\nRUN echo prune-me > /p\n", tag="cat-prune:1")
     result = sdk.api.post(sdk.api._url("/build/prune"))

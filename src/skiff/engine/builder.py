@@ -101,6 +101,10 @@ class _State:
 
 
 LOG_POLL = 0.05   # seconds between reads of a running RUN container's log
+# On the containers of RUN steps, so that those of a build the daemon's death interrupted
+# are removed when it starts again (the image config is made from the stage, not from them).
+STEP_LABEL = "io.skiff.build.step"
+SNAPSHOT_PREFIX = "build-"   # active snapshots of COPY/ADD/WORKDIR steps
 
 
 def _now() -> str:
@@ -552,7 +556,7 @@ class Build:
     def _layer_step(self, state: _State, fill, created_by: str, cfg: dict | None = None):
         """A layer made by `fill(upper, lowers)` in a fresh snapshot dir, then recorded."""
         snaps = self.engine.snapshots
-        key = "build-" + secrets.token_hex(16)
+        key = SNAPSHOT_PREFIX + secrets.token_hex(16)
         snaps.prepare(key, state.chains)
         try:
             upper = snaps.upper(key)
@@ -639,9 +643,11 @@ class Build:
         state = await self._ensure_image(state)
         containers = self.engine.containers
         cfg = state.cfg
+        removed = self.options.remove or self.options.force_remove
         body = {"Image": state.image_id, "Cmd": command, "Entrypoint": [""],
                 "Env": list(cfg.get("Env") or []) + args_env, "User": cfg.get("User") or "",
-                "WorkingDir": cfg.get("WorkingDir") or "", "Labels": {},
+                "WorkingDir": cfg.get("WorkingDir") or "",
+                "Labels": {STEP_LABEL: "RUN"} if removed else {},  # rm=false: kept, always
                 "AttachStdout": True, "AttachStderr": True,
                 "HostConfig": {"NetworkMode": network} if network else {}}
         # Stages side by side start their RUN containers one at a time (the containers then
@@ -972,8 +978,9 @@ def build_dir(engine) -> str:
 
 
 def cleanup(engine) -> None:
-    """Start-up: scratch dirs of builds a crash interrupted (their mounts went with the
-    daemon's mount namespace... or are detached here)."""
+    """Start-up: what builds that the daemon's death interrupted left: scratch dirs (and the
+    read-only mounts of COPY --from in them), COPY steps' active snapshots, and RUN steps'
+    containers (removed, running or not, once the event loop runs)."""
     path = build_dir(engine)
     for name in os.listdir(path):
         full = os.path.join(path, name)
@@ -981,3 +988,20 @@ def cleanup(engine) -> None:
             if sub.startswith("from-"):
                 build_files.unmount(os.path.join(full, sub))
         shutil.rmtree(full, ignore_errors=True)
+    for key in engine.snapshots.active():
+        if key.startswith(SNAPSHOT_PREFIX):
+            engine.snapshots.remove(key)
+    leftovers = [r.id for r in engine.containers.records.list()
+                 if STEP_LABEL in ((r.config.get("Config") or {}).get("Labels") or {})]
+    if leftovers:
+        async def remove() -> None:
+            for cid in leftovers:
+                try:
+                    await engine.containers.remove(cid, force=True)
+                except SkiffError:
+                    pass
+
+        try:
+            asyncio.get_running_loop().create_task(remove())
+        except RuntimeError:
+            asyncio.run(remove())
