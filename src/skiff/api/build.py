@@ -69,14 +69,14 @@ def options_from(request: Request, engine):
         ref = reference.parse(tag)
         if ref.digest:
             raise InvalidArgument(f"invalid reference format: {tag}")
-    from skiff.engine import builder
+    from skiff.engine import build_ops
     from skiff.engine import pull as engine_pull
 
     registry_options = getattr(engine, "registry_options", None) or \
         engine_pull.RegistryOptions.from_environment(os.environ)
     return BuildOptions(
         registry_options=registry_options,
-        registry_auth=builder.registry_auth(request.headers.get("x-registry-config")),
+        registry_auth=build_ops.registry_auth(request.headers.get("x-registry-config")),
         dockerfile=request.arg("dockerfile") or "Dockerfile", tags=tags,
         build_args={str(k): (None if v is None else str(v)) for k, v in build_args.items()},
         labels={str(k): str(v) for k, v in labels.items()}, target=request.arg("target") or "",
@@ -87,9 +87,9 @@ def options_from(request: Request, engine):
 
 
 def routes(engine):
-    from skiff.engine import builder
+    from skiff.engine import build_ops, builder
 
-    builder.cleanup(engine)  # daemon start: scratch dirs and mounts of interrupted builds
+    build_ops.cleanup(engine)  # daemon start: scratch dirs and mounts of interrupted builds
 
     locks: dict[str, asyncio.Lock] = {}   # one build at a time per kept context
 
@@ -97,7 +97,7 @@ def routes(engine):
         """skiff's incremental context transfer, step 1: which files the client must send
         (see build/context_store.py); step 2 is POST /build?skiffcontext=KEY."""
         manifest = await request.json()
-        need = await asyncio.to_thread(builder.context_need, engine, request.arg("key") or "",
+        need = await asyncio.to_thread(build_ops.context_need, engine, request.arg("key") or "",
                                        manifest)
         return json_response({"Need": need})
 
@@ -108,17 +108,17 @@ def routes(engine):
         if key:
             lock = locks.setdefault(key, asyncio.Lock())
             await lock.acquire()
-        workdir = os.path.join(builder.build_dir(engine), secrets.token_hex(12))
+        workdir = os.path.join(build_ops.build_dir(engine), secrets.token_hex(12))
         os.makedirs(workdir, mode=0o700)
         context_dir = os.path.join(workdir, "context")
         try:
             try:
                 if key:
                     ctx = await body_to_thread(
-                        request, lambda f: builder.context_apply(engine, key, f))
+                        request, lambda f: build_ops.context_apply(engine, key, f))
                 else:
                     ctx = await body_to_thread(
-                        request, lambda f: builder.receive_context(f, context_dir))
+                        request, lambda f: build_ops.receive_context(f, context_dir))
             except SkiffError as exc:
                 if exc.status == 409:
                     raise
@@ -143,7 +143,7 @@ def routes(engine):
             finally:
                 try:
                     if key:
-                        await asyncio.to_thread(builder.context_save, engine, key, ctx)
+                        await asyncio.to_thread(build_ops.context_save, engine, key, ctx)
                     await asyncio.to_thread(shutil.rmtree, workdir, True)
                 finally:
                     if lock is not None:
@@ -191,7 +191,7 @@ def routes(engine):
         return StreamingResponse(body())
 
     async def prune(request: Request):
-        result = await asyncio.to_thread(builder.prune, engine, request.flag("all"))
+        result = await asyncio.to_thread(build_ops.prune, engine, request.flag("all"))
         return json_response(result)
 
     return [("POST", "/build", build), ("POST", "/build/prune", prune),
