@@ -5,6 +5,7 @@ saved, runs unchanged in docker and podman. Skipped where a peer is absent."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -122,14 +123,20 @@ def test_same_image_as_docker_classic_builder(daemon, context):
 
         built = docker("build", "--network", "none", "-t", "peer-build:docker", context)
         assert built.returncode == 0, built.stderr.decode()
-        import json
-
         theirs = json.loads(docker("image", "inspect", "peer-build:docker").stdout)[0]
         theirs_history = [line for line in docker(
             "history", "--no-trunc", "--format", "{{.CreatedBy}}",
             "peer-build:docker").stdout.decode().splitlines()]
         saved_docker = docker("save", "peer-build:docker").stdout
         theirs_files = _files(saved_docker)
+        # skiff's own CLI builds on dockerd too (the classic protocol, whole context)
+        by_cli = subprocess.run(
+            [sys.executable, "-m", "skiff.cli.main", "-H", f"unix://{engine.sock}", "build",
+             "-q", "-t", "peer-build:skiff-cli", context], capture_output=True, timeout=180,
+            env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src")))
+        assert by_cli.returncode == 0, by_cli.stderr.decode()
+        assert by_cli.stdout.decode().strip() == json.loads(docker(
+            "image", "inspect", "peer-build:skiff-cli").stdout)[0]["Id"]
         # skiff's image, saved, loads and runs in docker as in skiff
         assert docker("load", "-i", saved).returncode == 0
         out_docker = docker("run", "--rm", "--network", "none", "peer-build:1", PROBE)

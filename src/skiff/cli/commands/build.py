@@ -291,13 +291,11 @@ def cmd_build(cli, opts, args) -> int:
                     raise StatusError(int((detail or {}).get("code") or 1), text)
                 yield message
 
-        out = cli.stdout if not opts.quiet else _Quiet()
-        aux = render_stream(messages(), out, cli.isatty(cli.stdout) and not opts.quiet)
+        # -q: the daemon streams nothing but the id, which is printed as docker's CLI does
+        aux = render_stream(messages(), cli.stdout, cli.isatty(cli.stdout) and not opts.quiet)
         for item in aux:
             if isinstance(item, dict) and item.get("ID"):
                 image_id = item["ID"]
-    if opts.quiet and image_id:
-        cli.out(image_id)
     if image_id and opts.iidfile:
         with open(opts.iidfile, "w") as f:
             f.write(image_id)
@@ -385,16 +383,6 @@ def _send_changes(client, query: dict, headers: dict, root: str, ignore, always:
             if e.status != 409 or attempt == 2:
                 raise  # 409: another build changed the kept context meanwhile; ask again
     return None
-
-
-class _Quiet:
-    """-q: the server sends only the id; anything else is not shown."""
-
-    def write(self, text: str) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
 
 
 def _write_output(cli, client, image_id: str, output: dict) -> None:
