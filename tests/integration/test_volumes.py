@@ -159,6 +159,18 @@ def test_bind_mount_both_directions(sdk, hostdir):
         container.remove()
 
 
+def test_bind_a_single_file(sdk, hostdir):
+    config = os.path.join(hostdir, "app.conf")
+    with open(config, "w") as f:
+        f.write("key=value\n")
+    status, out = run(sdk, "cat /etc/app.conf; echo x >> /etc/app.conf",
+                      volumes=[f"{config}:/etc/app.conf:ro"])
+    assert status != 0 and out.startswith("key=value\n") and "Read-only" in out
+    assert run(sdk, "echo more >> /etc/app.conf", volumes=[f"{config}:/etc/app.conf"])[0] == 0
+    with open(config) as f:
+        assert f.read() == "key=value\nmore\n"
+
+
 def test_missing_bind_source_made_by_v_refused_by_mount(sdk, hostdir):
     missing = os.path.join(hostdir, "made", "by", "v")
     assert run(sdk, "touch /m/x", volumes=[f"{missing}:/m"])[0] == 0
