@@ -282,6 +282,7 @@ def cmd_build(cli, opts, args) -> int:
     if resp is None:
         resp = client.request("POST", "/build", query, body=body(), headers=headers,
                               stream=True)
+    streamed: list[str] = []
     with resp:
         def messages():
             for message in resp.iter_json():
@@ -289,6 +290,8 @@ def cmd_build(cli, opts, args) -> int:
                 if detail or message.get("error"):
                     text = (detail or {}).get("message") or message.get("error")
                     raise StatusError(int((detail or {}).get("code") or 1), text)
+                if opts.quiet and message.get("stream"):
+                    streamed.append(message["stream"])
                 yield message
 
         # -q: the daemon streams nothing but the id, which is printed as docker's CLI does
@@ -296,6 +299,8 @@ def cmd_build(cli, opts, args) -> int:
         for item in aux:
             if isinstance(item, dict) and item.get("ID"):
                 image_id = item["ID"]
+    if image_id is None and opts.quiet and "".join(streamed).strip().startswith("sha256:"):
+        image_id = "".join(streamed).strip()   # dockerd's quiet build sends no aux id
     if image_id and opts.iidfile:
         with open(opts.iidfile, "w") as f:
             f.write(image_id)
