@@ -273,3 +273,37 @@ def test_cp_speaks_the_containers_ids(remapped, tmp_path):
         finally:
             c.remove(force=True)
     assert not mounts_under(remapped.root + "/containers")
+
+
+def test_commit_of_a_remapped_container_keeps_the_containers_ids(remapped):
+    """The upper dir of a remapped container holds shifted owners on the host; its commit's
+    layer carries the container's ids, so the image runs again (remapped or not) with /etc
+    and the new files owned by root, as docker's layers are."""
+    import io
+    import tarfile
+
+    sdk = remapped.client()
+    c = sdk.containers.run("busybox", ["sh", "-c", "echo x > /etc/made && "
+                                       "mkdir -p /home/someone && touch /home/someone/f "
+                                       "&& chown 1234:1234 /home/someone/f"],
+                           name="commit-remap", detach=True)
+    try:
+        assert c.wait()["StatusCode"] == 0
+        image = c.commit("remapped-commit", "1")
+        out = sdk.containers.run(image.id, ["stat", "-c", "%u %g %n", "/etc", "/etc/made",
+                                            "/home/someone/f"], remove=True)
+        assert out.decode().splitlines() == ["0 0 /etc", "0 0 /etc/made",
+                                             "1234 1234 /home/someone/f"]
+        blob = b"".join(sdk.images.get(image.id).save())
+        with tarfile.open(fileobj=io.BytesIO(blob)) as saved:
+            index = json.load(saved.extractfile("manifest.json"))[0]
+            top = saved.extractfile(index["Layers"][-1]).read()
+        with tarfile.open(fileobj=io.BytesIO(top)) as layer:
+            owners = {m.name: (m.uid, m.gid) for m in layer.getmembers()}
+        assert owners["etc/made"] == (0, 0) and owners["home/someone/f"] == (1234, 1234)
+    finally:
+        c.remove(force=True)
+        try:
+            sdk.images.remove("remapped-commit:1", force=True)
+        except Exception:
+            pass

@@ -166,6 +166,19 @@ def _image_config(record, image_cfg: dict, overrides: dict | None) -> dict:
     return out
 
 
+def _id_maps(engine, cid: str):
+    """A user-namespaced container's id maps (its upper dir holds shifted owners); None
+    without a user namespace."""
+    from skiff.oci.idmap import of_spec
+
+    try:
+        with open(os.path.join(engine.containers.container_dir(cid), "config.json")) as f:
+            ids = of_spec(json.load(f))
+    except (OSError, ValueError):
+        return None
+    return ids if ids[0] or ids[1] else None
+
+
 def commit(engine, ref: str, *, repo: str = "", tag: str = "", comment: str = "",
            author: str = "", changes: list[str] | None = None, pause: bool = True,
            config: dict | None = None) -> str:
@@ -185,6 +198,7 @@ def commit(engine, ref: str, *, repo: str = "", tag: str = "", comment: str = ""
     new_cfg = apply_changes(_image_config(record, base.get("config") or {}, config),
                             list(changes or []))
     exclude = _mount_points(engine, record.id)
+    ids = _id_maps(engine, record.id)
 
     images, store, snaps = engine.images, engine.content, engine.snapshots
     with images._lock:
@@ -201,10 +215,10 @@ def commit(engine, ref: str, *, repo: str = "", tag: str = "", comment: str = ""
                 if freeze:
                     with _Freezer(pid):
                         snapdiff.write_layer(upper, out, lowers=lowers, exclude=exclude,
-                                             mirror=mirror)
+                                             mirror=mirror, ids=ids)
                 else:
                     snapdiff.write_layer(upper, out, lowers=lowers, exclude=exclude,
-                                         mirror=mirror)
+                                         mirror=mirror, ids=ids)
 
             try:
                 diff_id, size = _write_and_unpack(snaps, parent, store, produce, made)

@@ -38,6 +38,7 @@ import lzma  # noqa: F401
 
 from skiff.linux import mount as mnt
 from skiff.linux import ns
+from skiff.oci.idmap import IdMap, UnmappedId, of_spec
 from skiff.timefmt import rfc3339_nano
 
 # Without these, tarfile would look user and group names up through NSS, which after the
@@ -52,31 +53,6 @@ GO_SETUID, GO_SETGID, GO_CHARDEV, GO_STICKY = 1 << 23, 1 << 22, 1 << 21, 1 << 20
 # Kernel filesystems of a running container whose contents are not files to copy.
 PSEUDO_DIRS = ("/proc", "/sys", "/dev/pts", "/dev/mqueue")
 CHUNK = 1 << 20
-
-
-class IdMap:
-    """A user-namespaced container's id maps (config.json's uidMappings or gidMappings): tar
-    headers carry the container's ids, its files on the host carry shifted ones."""
-
-    def __init__(self, maps: list[dict] | None):
-        self.maps = [(m["containerID"], m["hostID"], m["size"]) for m in maps or ()]
-
-    def to_container(self, host_id: int) -> int:
-        if not self.maps:
-            return host_id
-        for inside, outside, size in self.maps:
-            if outside <= host_id < outside + size:
-                return inside + host_id - outside
-        return 65534  # the kernel's overflow id: what the container sees for it
-
-    def to_host(self, container_id: int) -> int:
-        if not self.maps:
-            return container_id
-        for inside, outside, size in self.maps:
-            if inside <= container_id < inside + size:
-                return outside + container_id - inside
-        raise Refused(400, f"id {container_id} is not mapped in the container's user "
-                           "namespace")
 
 
 NO_MAP = IdMap(None)
@@ -251,7 +227,10 @@ def extract(stream, *, no_overwrite_dir_non_dir: bool, copy_uid_gid: bool,
             _make_room(name, member, no_overwrite_dir_non_dir)
             if not copy_uid_gid:
                 member.uid = member.gid = 0
-            member.uid, member.gid = ids[0].to_host(member.uid), ids[1].to_host(member.gid)
+            try:
+                member.uid, member.gid = ids[0].to_host(member.uid), ids[1].to_host(member.gid)
+            except UnmappedId as exc:
+                raise Refused(400, str(exc)) from None
             member.uname = member.gname = ""
             tar.extract(member, path="/", numeric_owner=True, filter="fully_trusted")
             if member.isdir():
@@ -414,8 +393,7 @@ def _answer(obj: dict) -> None:
 
 
 def serve(request: dict, progress: dict) -> None:
-    linux = (request.get("config") or {}).get("linux") or {}
-    ids = (IdMap(linux.get("uidMappings")), IdMap(linux.get("gidMappings")))
+    ids = of_spec(request.get("config") or {})
     if request.get("pid"):
         enter_running(int(request["pid"]))
     else:

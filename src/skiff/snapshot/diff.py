@@ -176,9 +176,10 @@ def changes(upper: str, lowers: list[str],
 class _TarWriter:
     """PAX tar entries written straight to `out` (anything with `write(bytes)`)."""
 
-    def __init__(self, out: BinaryIO, mirror=None):
+    def __init__(self, out: BinaryIO, mirror=None, ids=None):
         self.out = out
         self.mirror = mirror      # gets every entry as written (see write_layer)
+        self.ids = ids            # (uids, gids) oci.idmap.IdMap: host ids back to the image's
         self.links: dict[tuple[int, int], str] = {}
 
     def _header(self, info: tarfile.TarInfo) -> None:
@@ -192,6 +193,9 @@ class _TarWriter:
         info = tarfile.TarInfo(name or rel)
         info.mode = stat.S_IMODE(st.st_mode)
         info.uid, info.gid = st.st_uid, st.st_gid
+        if self.ids:
+            info.uid, info.gid = (self.ids[0].to_container(st.st_uid),
+                                  self.ids[1].to_container(st.st_gid))
         info.uname = info.gname = ""
         info.mtime = int(st.st_mtime)
         mode = st.st_mode
@@ -300,12 +304,14 @@ class _TeeFile:
 
 
 def write_layer(upper: str, out: BinaryIO, *, lowers: list[str] = (),
-                exclude: frozenset[str] = frozenset(), mirror=None) -> None:
+                exclude: frozenset[str] = frozenset(), mirror=None, ids=None) -> None:
     """The upper dir as an OCI layer tar: whiteouts become `.wh.NAME` entries, opaque dirs get
     a `.wh..wh..opq` entry, mount points of `exclude` are left out. `mirror.apply(info, f)`
     (unpack.LayerWriter) gets every entry as it is written, with a reader of its content: a
-    commit makes its snapshot in the same pass, from the same TarInfo, with no tar to parse."""
-    tar = _TarWriter(out, mirror)
+    commit makes its snapshot in the same pass, from the same TarInfo, with no tar to parse.
+    `ids` (uids, gids as oci.idmap.IdMap) turns a user-namespaced container's owners, shifted
+    on the host, back into the ids a layer carries."""
+    tar = _TarWriter(out, mirror, ids)
 
     def walk(directory: str, prefix: str) -> None:
         for entry in _scandir(directory):
