@@ -307,10 +307,16 @@ EOT
 COPY <<"EOT" /h4
 literal $NAME
 EOT
-CMD cat /h1 /h2 /h3 /h4
+RUN <<EOF
+#!/usr/bin/awk -f
+BEGIN { print "awk ran the script" > "/h5" }
+EOF
+CMD cat /h1 /h2 /h3 /h4 /h5
 """)
     assert image, messages
-    assert run(sdk, image) == "first\nsecond\nhello world\ncopied world\nliteral $NAME\n"
+    assert run(sdk, image) == ("first\nsecond\nhello world\ncopied world\nliteral $NAME\n"
+                               "awk ran the script\n")
+    assert ".skiff-heredoc" not in run(sdk, image, ["ls", "-a", "/"])
 
 
 def test_multi_stage_target_and_skipped_stages(sdk, ctxdir):

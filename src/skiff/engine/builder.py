@@ -626,6 +626,12 @@ class Build:
 
     async def _run(self, state: _State, inst: Instruction) -> _State:
         command = self._run_command(state, inst)
+        # `RUN <<EOF` whose body starts with `#!` runs as a script through its interpreter,
+        # as BuildKit runs it: a file put in the container for the step, never in the layer.
+        script = command[-1] if not inst.json_form and len(inst.heredocs) == 1 and \
+            command[:-1] == state.shell and command[-1] == inst.heredocs[0].content and \
+            command[-1].startswith("#!") else None
+        script_name = ".skiff-heredoc-" + secrets.token_hex(8) if script else ""
         args_env, shown = self._run_env(state)
         created_by = " ".join(command)
         if shown:
@@ -652,9 +658,16 @@ class Build:
         # Stages side by side start their RUN containers one at a time (the containers then
         # run together): the engine's first use of a network is not safe to race.
         async with self.start_lock:
+            if script:
+                body["Cmd"] = ["/" + script_name]
             record = containers.create(body)
             cid = record.id
             self.containers.append(cid)
+            if script:
+                path = os.path.join(self.engine.snapshots.upper(cid), script_name)
+                with open(path, "w") as f:
+                    f.write(script)
+                os.chmod(path, 0o755)
             self.emit(f" ---> Running in {cid[:12]}\n")
             exited = asyncio.ensure_future(containers.wait(cid, "next-exit"))
             await asyncio.sleep(0)
@@ -678,6 +691,11 @@ class Build:
             raise BuildFailed(f"The command '{' '.join(command)}' returned a non-zero code: "
                               f"{code}", code)
         keep = not (self.options.remove or self.options.force_remove)
+        if script:
+            try:
+                os.unlink(os.path.join(self.engine.snapshots.upper(cid), script_name))
+            except FileNotFoundError:
+                pass
 
         def commit() -> _State:
             layer, made = self._commit_container(state, cid, keep)
