@@ -35,6 +35,11 @@ def host_links() -> set[str]:
     return {line.split(":")[1].strip().split("@")[0] for line in text.splitlines()}
 
 
+def bridge_mac(name: str) -> str:
+    with open(f"/sys/class/net/{name}/address") as f:
+        return f.read().strip()
+
+
 def test_default_bridge_gives_eth0_with_an_address_and_a_route(daemon):
     text = out(run(daemon, "busybox", "sh", "-c",
                    "cat /proc/net/dev; echo ---; ip -4 addr show eth0; echo ---; ip route"))
@@ -96,8 +101,13 @@ def test_inspect_network_settings_and_addresses_released(daemon):
                                                 "Gateway": settings["Gateway"]}]
         veths = netfixture.links_of({daemon.net["bridge"]})
         assert len([v for v in veths if v != daemon.net["bridge"]]) == 1
+        mac = bridge_mac(daemon.net["bridge"])
+        assert mac not in ("00:00:00:00:00:00", settings["MacAddress"])
     finally:
         c.remove(force=True)
+    # the bridge keeps its own MAC when its ports come and go (containers' ARP entries for
+    # their gateway stay right)
+    assert netfixture.settled(lambda: bridge_mac(daemon.net["bridge"]), mac) == mac
     # the veth and the namespace file went with it
     bridge = daemon.net["bridge"]
     assert netfixture.settled(lambda: netfixture.links_of({bridge}), [bridge]) == [bridge]

@@ -48,6 +48,13 @@ def set_sysctl(path: str, value: str) -> None:
         pass  # a host without it (no IPv6, an older kernel) does without
 
 
+def random_mac() -> str:
+    """A random locally administered unicast MAC (02:xx:..)."""
+    octets = bytearray(os.urandom(6))
+    octets[0] = (octets[0] & 0xFC) | 0x02
+    return ":".join(f"{b:02x}" for b in octets)
+
+
 def ensure_bridge(name: str, gateway: str, prefixlen: int, *, mtu: int | None = None) -> None:
     """The bridge `name` up with `gateway/prefixlen` on it (created if missing)."""
     with _ipr() as ipr:
@@ -55,12 +62,18 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, *, mtu: int | None = 
         if not found:
             extra = {"mtu": mtu} if mtu else {}
             try:
-                ipr.link("add", ifname=name, kind="bridge", **extra)
+                # A MAC of its own, set: a bridge left to take its lowest port's changes MAC
+                # as containers come and go (00:00:.. once the last leaves), and the
+                # containers' ARP entries for their gateway go stale (docker sets one too).
+                ipr.link("add", ifname=name, kind="bridge", address=random_mac(), **extra)
             except Exception as exc:   # made meanwhile by someone else: fine
                 if getattr(exc, "code", None) != errno.EEXIST:
                     raise
             found = ipr.link_lookup(ifname=name)
         index = found[0]
+        link = ipr.get_links(index)[0]
+        if link.get_attr("IFLA_ADDRESS") in (None, "00:00:00:00:00:00"):
+            ipr.link("set", index=index, address=random_mac())   # made by an older skiff
         have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
                 for a in ipr.get_addr(index=index, family=2)}
         if (gateway, prefixlen) not in have:
