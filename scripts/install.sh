@@ -41,7 +41,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if ! "$venv/bin/python" - "$here" <<'PY' 2>/dev/null
 import os, sys
-import h11, zstandard, isal, pytest, docker, pexpect, skiff
+import h11, zstandard, isal, pyroute2, pytest, docker, pexpect, skiff
 assert os.path.realpath(skiff.__file__).startswith(os.path.realpath(sys.argv[1]))
 for cmd in ("skiff", "skiffd", "skiff-runtime", "skiff-monitor"):
     assert os.path.exists(os.path.join(sys.prefix, "bin", cmd))
