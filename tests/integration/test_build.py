@@ -545,6 +545,14 @@ def test_intermediate_images_listed_only_with_all(sdk, ctxdir):
     assert parent in [i.id for i in sdk.images.list(all=True)]
 
 
+def test_image_prune_keeps_the_build_cache(sdk, ctxdir):
+    first, _ = build(sdk, ctxdir, "FROM busybox\nENV KEPT=1\nRUN echo kept > /k\n",
+                     tag="cat-prunekeep:1")
+    sdk.images.prune(filters={"dangling": True})   # intermediate images are no heads
+    again, messages = build(sdk, ctxdir)
+    assert again == first and text_of(messages).count("Using cache") == 2
+
+
 def test_cache_from_a_loaded_image(sdk, ctxdir, daemon):
     write(ctxdir, {"f": "content\n"})
     dockerfile = ("FROM busybox\nENV A=1\nCOPY f /f\nRUN echo $RANDOM > /r\n"

@@ -78,10 +78,14 @@ def prune(images, dangling_only: bool = True, filters: dict | None = None) -> di
     deleted: list[dict] = []
     reclaimed = 0
     used = _in_use(images)
-    for record in images.list():
+    records = images.list()
+    # docker's dangling images are heads: an untagged image that another image was made from
+    # (a build step's, kept as the build cache) is not one
+    parents = {r.parent for r in records if r.parent}
+    for record in records:
         if record.id in used:
             continue
-        if dangling_only and record.repo_tags:
+        if dangling_only and (record.repo_tags or record.id in parents):
             continue
         if not _matches(record, filters):
             continue
