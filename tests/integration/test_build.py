@@ -543,6 +543,9 @@ def test_intermediate_images_listed_only_with_all(sdk, ctxdir):
     assert parent
     assert parent not in [i.id for i in sdk.images.list()]
     assert parent in [i.id for i in sdk.images.list(all=True)]
+    history = sdk.api.history(image)   # the steps' images that are here, by id
+    assert [h["Id"] for h in history[:2]] == [image, parent]
+    assert history[0]["Tags"] == ["cat-listed:1"] and history[1]["Tags"] is None
 
 
 def test_image_prune_keeps_the_build_cache(sdk, ctxdir):

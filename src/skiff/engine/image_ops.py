@@ -13,7 +13,7 @@ import platform
 from datetime import datetime, timezone
 
 from skiff.engine.config_changes import apply_changes
-from skiff.errors import Conflict, InvalidArgument
+from skiff.errors import Conflict, InvalidArgument, NotFound
 from skiff.oci import image as oci_image
 from skiff.oci import reference
 from skiff.snapshot import unpack
@@ -57,10 +57,30 @@ def history(images, name: str) -> list[dict]:
         out.append({"Id": "<missing>", "Created": _seconds(entry.get("created")),
                     "CreatedBy": entry.get("created_by", ""), "Tags": None, "Size": size,
                     "Comment": entry.get("comment", "")})
+    # as docker: the images of the parent chain that are here (a build's steps) name their
+    # own last entry; the others stay <missing>
+    current, seen = images.get(record.parent) if _present(images, record.parent) else None, set()
+    while current is not None and current.id not in seen:
+        seen.add(current.id)
+        n = len((current.config or {}).get("history") or [])
+        if 0 < n <= len(out):
+            out[n - 1]["Id"] = current.id
+            out[n - 1]["Tags"] = list(current.repo_tags) or None
+        current = images.get(current.parent) if _present(images, current.parent) else None
     out.reverse()
     out[0]["Id"] = record.id
     out[0]["Tags"] = list(record.repo_tags) or None
     return out
+
+
+def _present(images, image_id: str | None) -> bool:
+    if not image_id:
+        return False
+    try:
+        images.get(image_id)
+        return True
+    except NotFound:
+        return False
 
 
 def _in_use(images) -> set[str]:
