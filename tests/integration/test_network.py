@@ -42,8 +42,10 @@ def bridge_mac(name: str) -> str:
 
 def test_default_bridge_gives_eth0_with_an_address_and_a_route(daemon):
     text = out(run(daemon, "busybox", "sh", "-c",
-                   "cat /proc/net/dev; echo ---; ip -4 addr show eth0; echo ---; ip route"))
-    devices, addr, routes = text.split("---\n")
+                   "cat /proc/net/dev; echo ---; ip -4 addr show eth0; echo ---; ip route; "
+                   "echo ---; grep eth0 /proc/net/if_inet6; true"))
+    devices, addr, routes, inet6 = text.split("---\n")
+    assert inet6 == ""   # IPv4 only, as docker's bridge: no link-local IPv6 on eth0
     assert interfaces(devices) == ["eth0", "lo"]
     subnet = ipaddress.ip_interface(daemon.net["bip"]).network
     gateway = str(ipaddress.ip_interface(daemon.net["bip"]).ip)
@@ -259,3 +261,16 @@ def test_other_runtimes_join_the_namespace_file(daemon, runtime):
         assert text.splitlines()[-1] == server.id[:12]
     finally:
         server.remove(force=True)
+
+
+def test_ipv6_is_off_in_the_container_not_on_the_host(daemon):
+    def host_setting():
+        try:
+            with open("/proc/sys/net/ipv6/conf/eth0/disable_ipv6") as f:
+                return f.read()
+        except OSError:
+            return None
+    before = host_setting()
+    text = out(run(daemon, "busybox", "cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6"))
+    assert text.strip() == "1"
+    assert host_setting() == before   # set in the container's namespace only

@@ -142,6 +142,9 @@ def _configure_inside(ifname: str, ip: str, prefixlen: int, gateway: str | None)
     from skiff.network.rtnl import LOOPBACK_INDEX, Rtnl
 
     index = socket.if_nametoindex(ifname)
+    # IPv4-only networks, as docker's: no IPv6 link-local address nor router solicitations
+    # from the container (net sysctls are those of the opening thread's namespace)
+    set_sysctl(f"net/ipv6/conf/{ifname}/disable_ipv6", "1")
     with Rtnl() as rtnl:
         rtnl.link_up(LOOPBACK_INDEX)
         rtnl.add_address(index, ip, prefixlen)
