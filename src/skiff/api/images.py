@@ -243,10 +243,19 @@ def routes(engine):
         except SkiffError as exc:
             return json_response({"message": exc.message}, exc.status)
 
+        loaded_ids: list[str] = []   # docker: one `load` per image, its id as actor and name
         for line in loaded:
             for prefix in ("Loaded image: ", "Loaded image ID: "):
                 if line.startswith(prefix):
-                    image_event("load", line[len(prefix):].strip())
+                    ref = line[len(prefix):].strip()
+                    try:
+                        image_id = images.get(ref).id
+                    except SkiffError:
+                        image_id = ref
+                    if image_id not in loaded_ids:
+                        loaded_ids.append(image_id)
+        for image_id in loaded_ids:
+            image_event("load", image_id, image_id=image_id)
 
         async def body():
             for line in loaded:
