@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def ping(path: str) -> bytes:
     s = socket.socket(socket.AF_UNIX)
-    s.settimeout(5)
+    s.settimeout(60)   # the first connection starts skiffd: slow on a loaded machine
     s.connect(path)
     s.sendall(b"GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
     data = b""
@@ -30,7 +30,16 @@ def ping(path: str) -> bytes:
     return data
 
 
-def stop(proc, tmp):
+def own_network(tag: str) -> tuple[dict, list[str]]:
+    """Its own bridge, subnet and nft table: a daemon on the defaults would take (and at its
+    stop remove) those of the machine's own skiffd."""
+    from tests.integration import netfixture
+
+    net = netfixture.pick(tag)
+    return net, netfixture.flags(net)
+
+
+def stop(proc, tmp, net=None):
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout=20)
@@ -43,6 +52,10 @@ def stop(proc, tmp):
             os.kill(int(open(pid_file).read()), signal.SIGTERM)
         except (OSError, ValueError):
             pass
+    if net is not None:
+        from tests.integration import netfixture
+
+        netfixture.cleanup(net)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -58,9 +71,10 @@ def test_socket_activation_and_daemon_json():
                    "exec-root": os.path.join(tmp, "run"),
                    "log-opts": {"max-size": "1m"}}, f)
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
+    net, net_flags = own_network(os.path.basename(tmp))
     proc = subprocess.Popen([activate, "-l", sock, sys.executable, "-m", "skiff.api.daemon",
                              "-H", "fd://", "--config-file", config, "--cgroup-parent",
-                             "skiff-act-test"], env=env, stdout=subprocess.DEVNULL,
+                             "skiff-act-test", *net_flags], env=env, stdout=subprocess.DEVNULL,
                             stderr=open(os.path.join(tmp, "log"), "w"))
     try:
         deadline = time.monotonic() + 20
@@ -72,7 +86,7 @@ def test_socket_activation_and_daemon_json():
         assert os.path.isdir(os.path.join(tmp, "root", "containers"))  # data-root from the file
         assert os.path.exists(os.path.join(tmp, "run", "monitor.sock"))
     finally:
-        stop(proc, tmp)
+        stop(proc, tmp, net)
 
 
 def test_bad_daemon_json_is_refused(tmp_path):
@@ -92,10 +106,11 @@ def test_sighup_reloads_log_defaults(tmp_path):
         json.dump({"log-opts": {"max-size": "1m"}}, f)
     sock = os.path.join(tmp, "run", "skiff.sock")
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
+    net, net_flags = own_network(os.path.basename(tmp))
     proc = subprocess.Popen([sys.executable, "-m", "skiff.api.daemon", "-H", f"unix://{sock}",
                              "--root", os.path.join(tmp, "root"), "--exec-root",
                              os.path.join(tmp, "run"), "--config-file", config,
-                             "--cgroup-parent", "skiff-hup-test"], env=env,
+                             "--cgroup-parent", "skiff-hup-test", *net_flags], env=env,
                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "log"), "w"))
     try:
         import docker
@@ -125,4 +140,4 @@ def test_sighup_reloads_log_defaults(tmp_path):
         first.remove()
         second.remove()
     finally:
-        stop(proc, tmp)
+        stop(proc, tmp, net)
