@@ -1003,6 +1003,15 @@ class NetworkService:
         nets = [d for d in self._all() if d["Driver"] == "bridge"]
         if any(_is_user_defined(d) for d in nets):
             return
+        from skiff.network import links
+
+        # Veths of our own ended containers go with their namespaces, which the kernel frees
+        # a moment later; ports that stay belong to another daemon given the same bridge name.
+        deadline = time.monotonic() + 2.0
+        while any(links.has_ports(self.bridge_name(d)) for d in nets):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
         try:
             for doc in nets:
                 self._drop_bridge(doc)

@@ -40,6 +40,14 @@ def exists(name: str) -> bool:
         return False
 
 
+def has_ports(bridge: str) -> bool:
+    """Whether any link is enslaved to `bridge` (False when there is no such bridge)."""
+    try:
+        return bool(os.listdir(f"/sys/class/net/{bridge}/brif"))
+    except OSError:
+        return False
+
+
 def set_sysctl(path: str, value: str) -> None:
     try:
         with open(os.path.join("/proc/sys", path), "w") as f:
