@@ -527,6 +527,13 @@ def test_builder_prune(sdk, ctxdir, daemon):
     assert run(sdk, "cat-prune:1", ["cat", "/p"]) == "prune-me\n"   # the tagged image stays
 
 
+def test_run_output_large_and_complete(sdk, ctxdir):
+    image, messages = build(sdk, ctxdir, "FROM busybox\nRUN seq 1 200000 && echo done-seq\n")
+    assert image, messages
+    out = text_of(messages)
+    assert "\n199999\n200000\ndone-seq\n" in out and out.count("\n") > 200000
+
+
 def test_rm_false_keeps_step_containers_but_never_failed_ones(sdk, ctxdir, daemon):
     image, messages = build(sdk, ctxdir, "FROM busybox\nRUN echo kept\n", rm=False)
     kept = leftovers(daemon)["containers"]

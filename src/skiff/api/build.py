@@ -22,6 +22,7 @@ from skiff.errors import InvalidArgument, SkiffError
 from skiff.wire import progress
 
 _DONE = object()
+QUEUE_LIMIT = 256   # messages waiting for the client before RUN output is relayed no faster
 HANGUP_POLL = 0.5   # seconds between checks that the client is still there, while a step is quiet
 
 
@@ -137,9 +138,13 @@ def routes(engine):
             queue.put_nowait(message)
             written.set()
 
+        async def wait_room() -> None:
+            while queue.qsize() > QUEUE_LIMIT:   # the client reads slower than RUN writes
+                await asyncio.sleep(0.02)
+
         async def run():
             try:
-                return await builder.build(engine, ctx, options, emit, workdir)
+                return await builder.build(engine, ctx, options, emit, workdir, wait_room)
             finally:
                 try:
                     if key:

@@ -147,6 +147,7 @@ class Build:
         self.cache_from: set[str] = set()
         self.start_lock = asyncio.Lock()
         self.removals: list[asyncio.Future] = []   # RUN containers being removed
+        self.wait_room = None                       # see build()
 
     # -- output -------------------------------------------------------------------------------
 
@@ -740,6 +741,8 @@ class Build:
                         text.append(record[1])
                 if text:
                     self.emit("".join(text))
+                    if self.wait_room is not None:
+                        await self.wait_room()
             if finished:
                 return
             await asyncio.wait({exited}, timeout=LOG_POLL)
@@ -887,8 +890,12 @@ class Build:
         await asyncio.to_thread(build_files.mount_layers, self.engine.snapshots, chains, target)
         return ContextDir(target), target, source_id
 
-async def build(engine, ctx: ContextDir, options: BuildOptions, emit, workdir: str) -> str:
+async def build(engine, ctx: ContextDir, options: BuildOptions, emit, workdir: str,
+                wait_room=None) -> str:
+    """`wait_room()`: awaited after each piece of RUN output, so that a reader slower than the
+    step's output makes the relay pause (the output waits in the container's log file)."""
     b = Build(engine, ctx, options, emit, workdir=workdir)
+    b.wait_room = wait_room
     try:
         return await b.run()
     except BaseException as exc:
