@@ -307,3 +307,23 @@ def test_commit_of_a_remapped_container_keeps_the_containers_ids(remapped):
             sdk.images.remove("remapped-commit:1", force=True)
         except Exception:
             pass
+
+
+def test_build_under_remap_makes_layers_with_the_containers_ids(remapped, tmp_path):
+    """A RUN step of a remapped build writes shifted owners; the layer it becomes carries the
+    container's ids, so the image's files belong to root (and 1234) as written."""
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\nRUN mkdir -p /made && touch /made/root-file /made/user-file && "
+        "chown 1234:1234 /made/user-file && chmod u+s /made/root-file\n")
+    built = remapped.cli("build", "-q", "-t", "remap-build:1", str(tmp_path), timeout=120)
+    assert built.returncode == 0, built.stderr.decode()
+    try:
+        out = remapped.cli("run", "--rm", "remap-build:1", "stat", "-c", "%u %g %A %n",
+                           "/made", "/made/root-file", "/made/user-file")
+        assert out.returncode == 0, out.stderr.decode()
+        lines = out.stdout.decode().splitlines()
+        assert lines[0].startswith("0 0 d") and lines[0].endswith("/made")
+        assert lines[1].startswith("0 0 -rwS") or lines[1].startswith("0 0 -rws"), lines
+        assert lines[2].startswith("1234 1234 ")
+    finally:
+        remapped.cli("rmi", "-f", "remap-build:1")

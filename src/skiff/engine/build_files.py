@@ -162,3 +162,23 @@ def strip_overlay_xattrs(upper: str) -> None:
                         os.removexattr(full, attr, follow_symlinks=False)
                     except OSError:
                         pass
+
+
+def unshift_owners(upper: str, ids) -> None:
+    """A user-namespaced RUN container's upper dir holds owners shifted into its id range;
+    the directory becomes an image layer as it is, so they go back to the container's ids
+    (what the layer's tar would carry: snapshot/diff.py's write_layer with the same maps)."""
+    uids, gids = ids
+    for dirpath, dirnames, filenames in os.walk(upper):
+        # each directory once: as its parent's entry (the top one as itself), since the
+        # shift is not idempotent
+        for name in ([""] if dirpath == upper else []) + dirnames + filenames:
+            full = os.path.join(dirpath, name) if name else dirpath
+            try:
+                st = os.lstat(full)
+                mode = stat.S_IMODE(st.st_mode)
+                os.lchown(full, uids.to_container(st.st_uid), gids.to_container(st.st_gid))
+                if mode & (stat.S_ISUID | stat.S_ISGID) and not stat.S_ISLNK(st.st_mode):
+                    os.chmod(full, mode)   # chown clears set-id bits: keep the file's own
+            except OSError:
+                continue

@@ -521,15 +521,18 @@ class Build:
     def _commit_container(self, state: _State, cid: str, keep: bool):
         """A RUN container's changes as the next layer. Its upper dir is adopted as the
         snapshot unless the container is kept (rm=false): then the layer is unpacked anew."""
-        from skiff.engine.commit import _mount_points
+        from skiff.engine.commit import _id_maps, _mount_points
 
         snaps = self.engine.snapshots
         exclude = _mount_points(self.engine, cid)
         upper = snaps.upper(cid)
         lowers = [snaps.path(c) for c in reversed(state.chains)]
+        ids = _id_maps(self.engine, cid)   # a user-namespaced RUN wrote shifted owners
         if not keep:
             build_files.drop_mount_points(upper, lowers, exclude)
             build_files.strip_overlay_xattrs(upper)
+            if ids:
+                build_files.unshift_owners(upper, ids)
             return self._commit_dir(state, upper, lowers)
         # The container stays (rm=false): its upper dir is left alone, the layer is written
         # to a blob and unpacked from it as a snapshot of its own.
@@ -539,7 +542,8 @@ class Build:
             diff_id = made = None
             try:
                 with self.engine.content.writer() as blob:
-                    snapdiff.write_layer(upper, blob, lowers=lowers, exclude=exclude)
+                    snapdiff.write_layer(upper, blob, lowers=lowers, exclude=exclude,
+                                         ids=ids)
                     diff_id, size = blob.commit()
                 chain = chain_id(parent, diff_id)
                 if not snaps.exists(chain):
