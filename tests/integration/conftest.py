@@ -52,6 +52,27 @@ def netfixture_flags(net: dict) -> list[str]:
     return netfixture.flags(net)
 
 
+def kill_cgroup_processes(name: str) -> None:
+    """SIGKILL whatever still runs in the test daemon's cgroups (a container whose monitor a
+    test killed): only processes this test session's daemon started live there."""
+    pids = set()
+    for parent in cgroup_dirs_under(name):
+        for dirpath, _, files in os.walk(parent):
+            if "cgroup.procs" in files:
+                try:
+                    with open(os.path.join(dirpath, "cgroup.procs")) as f:
+                        pids.update(int(p) for p in f.read().split())
+                except OSError:
+                    continue
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    if pids:
+        time.sleep(0.2)   # let them go before their cgroups are removed
+
+
 class Daemon:
     def __init__(self, tmp: str):
         self.dir = tmp
@@ -175,6 +196,7 @@ def daemon(test_images):
                     time.sleep(0.02)
             except OSError:
                 pass
+        kill_cgroup_processes(d.cgroup_parent)
         for parent in cgroup_dirs_under(d.cgroup_parent):
             for dirpath, _, _ in sorted(os.walk(parent), reverse=True):
                 try:
