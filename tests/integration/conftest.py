@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -167,12 +168,18 @@ def netfixture_cleanup(d) -> None:
     netfixture.cleanup(d.net, d.bridges)
 
 
-@pytest.fixture(scope="module")
-def daemon(test_images):
+@contextlib.contextmanager
+def private_daemon(test_images, prefix: str = "skiff-it-", extra_args=(), mode=None):
+    """A started skiffd of its own (root, exec-root, socket, cgroup parent, bridge, subnet,
+    nft table) with busybox loaded; everything it made is removed afterwards, even when a
+    test failed half-way. `mode`: the temporary directory's (a remapped root walks it)."""
     if os.geteuid() != 0:
         pytest.skip("skiffd needs root")
-    tmp = tempfile.mkdtemp(prefix="skiff-it-", dir="/var/tmp")
+    tmp = tempfile.mkdtemp(prefix=prefix, dir="/var/tmp")
+    if mode is not None:
+        os.chmod(tmp, mode)
     d = Daemon(tmp)
+    d.extra_args = list(extra_args)
     try:
         d.start()
         d.load_busybox(test_images)
@@ -207,3 +214,9 @@ def daemon(test_images):
             subprocess.run(["umount", "-l", mount], stderr=subprocess.DEVNULL)
         netfixture_cleanup(d)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def daemon(test_images):
+    with private_daemon(test_images) as d:
+        yield d

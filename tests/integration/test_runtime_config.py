@@ -6,78 +6,26 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
-from tests.integration.conftest import ROOT, Daemon, cgroup_dirs_under
+from tests.integration.conftest import ROOT, private_daemon
 
 pytestmark = [pytest.mark.root]
 
 
-class ConfiguredDaemon(Daemon):
-    def __init__(self, tmp, extra):
-        super().__init__(tmp)
-        self.extra = extra
-
-    def start(self):
-        """The fixture's skiffd command line, plus ours."""
-        import time
-
-        if hasattr(self, "extra_args"):   # the fixture takes extra flags (and adds its own)
-            self.extra_args = list(self.extra)
-            return super().start()
-        log = open(os.path.join(self.dir, "skiffd.log"), "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "skiff.api.daemon", "--root", self.root, "--exec-root",
-             self.exec_root, "-H", self.host, "--cgroup-parent", self.cgroup_parent,
-             *self.extra], stdout=log, stderr=log,
-            env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src")))
-        deadline = time.monotonic() + 20
-        while not self.answers():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("skiffd did not start:\n" + self.log())
-            time.sleep(0.02)
-
-
 @pytest.fixture(scope="module")
-def runc_daemon(test_images):
-    if os.geteuid() != 0:
-        pytest.skip("skiffd needs root")
+def runc_daemon(test_images, tmp_path_factory):
     if not shutil.which("runc"):
         pytest.skip("runc is not installed")
-    tmp = tempfile.mkdtemp(prefix="skiff-rt-", dir="/var/tmp")
-    config = os.path.join(tmp, "daemon.json")
+    config = str(tmp_path_factory.mktemp("runtime-config") / "daemon.json")
     with open(config, "w") as f:   # runc again under another name, with a global flag
         json.dump({"default-runtime": "runc",
                    "runtimes": {"runc-debug": {"path": shutil.which("runc"),
                                                "runtimeArgs": ["--debug"]}}}, f)
-    d = ConfiguredDaemon(tmp, ["--config-file", config,
-                               "--add-runtime", f"my-runc={shutil.which('runc')}"])
-    try:
-        d.start()
-        d.load_busybox(test_images)
+    with private_daemon(test_images, "skiff-rt-", ["--config-file", config, "--add-runtime",
+                                                   f"my-runc={shutil.which('runc')}"]) as d:
         yield d
-    finally:
-        try:
-            for c in d.client().containers.list(all=True):
-                c.remove(force=True)
-        except Exception:
-            pass
-        d.stop()
-        pid = d.monitor_pid()
-        if pid:
-            try:
-                os.kill(pid, 15)
-            except OSError:
-                pass
-        for parent in cgroup_dirs_under(d.cgroup_parent):
-            for dirpath, _, _ in sorted(os.walk(parent), reverse=True):
-                try:
-                    os.rmdir(dirpath)
-                except OSError:
-                    pass
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_info_lists_the_configured_runtimes(runc_daemon):

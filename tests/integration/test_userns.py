@@ -7,13 +7,11 @@ import json
 import os
 import pwd
 import shutil
-import stat
 import subprocess
-import tempfile
 
 import pytest
 
-from tests.integration.conftest import Daemon, cgroup_dirs_under, mounts_under
+from tests.integration.conftest import mounts_under, private_daemon
 
 pytestmark = [pytest.mark.root]
 
@@ -24,30 +22,6 @@ def _read(path):
             return f.read()
     except FileNotFoundError:
         return None
-
-
-class RemapDaemon(Daemon):
-    extra = ["--userns-remap", "default"]
-
-    def start(self):
-        if hasattr(self, "extra_args"):
-            self.extra_args = list(self.extra)
-            return super().start()
-        import sys
-        import time
-        from tests.integration.conftest import ROOT
-
-        log = open(os.path.join(self.dir, "skiffd.log"), "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "skiff.api.daemon", "--root", self.root, "--exec-root",
-             self.exec_root, "-H", self.host, "--cgroup-parent", self.cgroup_parent,
-             *self.extra], stdout=log, stderr=log,
-            env=dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src")))
-        deadline = time.monotonic() + 20
-        while not self.answers():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("skiffd did not start:\n" + self.log())
-            time.sleep(0.02)
 
 
 @pytest.fixture(params=["skiff", "runc"])
@@ -67,35 +41,12 @@ def remapped(test_images):
     except KeyError:
         made_user = True
     subuid, subgid = _read("/etc/subuid"), _read("/etc/subgid")
-    tmp = tempfile.mkdtemp(prefix="skiff-userns-", dir="/var/tmp")
-    os.chmod(tmp, 0o711)   # the remapped root walks through it to its bundle, as with docker
-    d = RemapDaemon(tmp)
     try:
-        d.start()
-        d.load_busybox(test_images)
-        yield d
+        # 0711: the remapped root walks through it to its bundle, as with docker
+        with private_daemon(test_images, "skiff-userns-", ["--userns-remap", "default"],
+                            mode=0o711) as d:
+            yield d
     finally:
-        try:
-            for c in d.client().containers.list(all=True):
-                c.remove(force=True)
-        except Exception:
-            pass
-        d.stop()
-        pid = d.monitor_pid()
-        if pid:
-            try:
-                os.kill(pid, 15)
-            except OSError:
-                pass
-        for parent in cgroup_dirs_under(d.cgroup_parent):
-            for dirpath, _, _ in sorted(os.walk(parent), reverse=True):
-                try:
-                    os.rmdir(dirpath)
-                except OSError:
-                    pass
-        for mount in reversed(mounts_under(tmp)):
-            subprocess.run(["umount", "-l", mount], stderr=subprocess.DEVNULL)
-        shutil.rmtree(tmp, ignore_errors=True)
         if made_user:   # leave the machine as we found it
             subprocess.run(["userdel", "dockremap"], capture_output=True)
             subprocess.run(["groupdel", "dockremap"], capture_output=True)
