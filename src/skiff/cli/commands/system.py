@@ -259,10 +259,16 @@ def cmd_inspect(cli, opts, args) -> int:
                 errors.append(f"Error: No such object: {name}")
             continue
         found.append(element)
-    if opts.format:
+    return print_inspected(cli, opts.format, found, errors)
+
+
+def print_inspected(cli, format_text: str | None, found: list, errors: list[str]) -> int:
+    """What every `inspect` prints: each object through --format, else all as a JSON list;
+    then the errors of those not found, with status 1 (docker's way)."""
+    if format_text:
         from skiff.cli import template
 
-        body = template.unescape(opts.format)
+        body = template.unescape(format_text)
         try:
             for element in found:
                 cli.out(template.render(body, element))

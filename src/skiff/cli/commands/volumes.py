@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 from skiff.cli.context import StatusError
 
@@ -65,20 +64,9 @@ def cmd_volume_inspect(cli, opts, args) -> int:
             found.append(client.get(f"/volumes/{quote_path(name)}"))
         except APIError as exc:
             errors.append(exc.explanation())
-    if opts.format:
-        from skiff.cli import template
+    from skiff.cli.commands.system import print_inspected
 
-        body = template.unescape(opts.format)
-        try:
-            for element in found:
-                cli.out(template.render(body, element))
-        except template.TemplateError as exc:
-            raise StatusError(1, str(exc)) from None
-    else:
-        cli.out(json.dumps(found, indent=4, ensure_ascii=False) if found else "[]")
-    if errors:
-        raise StatusError(1, "\n".join(errors))
-    return 0
+    return print_inspected(cli, opts.format, found, errors)
 
 
 def cmd_volume_rm(cli, opts, args) -> int:
