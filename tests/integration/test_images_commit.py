@@ -168,3 +168,57 @@ def test_docker_cli_diff_commit_export(daemon, changed):
     assert export.returncode == 0, export.stderr
     with tarfile.open(fileobj=io.BytesIO(export.stdout)) as tar:
         assert "tmp/x" in tar.getnames()
+
+
+def test_commit_snapshot_is_made_when_first_needed(daemon):
+    """A commit writes its layer once (the blob); the snapshot is unpacked by the first
+    container of the image, once for two at the same time, and every size docker shows is the
+    same before and after."""
+    import threading
+
+    client = daemon.client()
+    writer = client.containers.run(
+        "busybox", ["sh", "-c", "mkdir /d; head -c 300000 /dev/urandom > /d/a; "
+                    "echo hi > /d/b; ln /d/a /d/c; rm /etc/group"], detach=True)
+    writer.wait(timeout=30)
+    image = writer.commit(repository="lazy", tag="v1")
+    try:
+        attrs = client.images.get(image.id).attrs
+        chain = client.api.inspect_image("busybox")["RootFS"]["Layers"]
+        top = os.path.join(daemon.root, "snapshots")
+        made_before = set(os.listdir(top))
+
+        def sizes():
+            df = client.df()
+            row = next(i for i in df["Images"] if i["Id"] == image.id)
+            hist = client.api.history(image.id)
+            return (client.images.get(image.id).attrs["Size"], row["Size"],
+                    sum(h["Size"] for h in hist), hist[0]["Size"], df["LayersSize"])
+
+        before = sizes()
+        assert before[0] == attrs["Size"] == before[1] == before[2]
+        assert before[3] == 300000 + 3   # the new layer: /d/a once (hard linked), /d/b
+        results, errors = [], []
+
+        def run():
+            try:
+                results.append(client.containers.run("lazy:v1", ["sh", "-c", "cat /d/b; "
+                                                                 "stat -c %h /d/a; test -e "
+                                                                 "/etc/group || echo gone"],
+                                                     remove=True))
+            except Exception as e:   # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors and results == [b"hi\n2\ngone\n"] * 2
+        made = set(os.listdir(top)) - made_before
+        assert len(made) == 1 and not any(n.startswith(".tmp-") for n in os.listdir(top))
+        assert sizes() == before
+        assert len(chain) + 1 == len(attrs["RootFS"]["Layers"])
+    finally:
+        client.images.remove("lazy:v1")
+        writer.remove()

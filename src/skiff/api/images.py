@@ -134,7 +134,7 @@ def disk_usage(engine) -> dict:
             layer_users[chain] = layer_users.get(chain, 0) + 1
             if chain not in layer_size:
                 try:
-                    layer_size[chain] = images.snapshots.size(chain)
+                    layer_size[chain] = images.layer_size(layer)
                 except SkiffError:
                     layer_size[chain] = 0
     out_images = []

@@ -324,7 +324,9 @@ class Build:
                 self.options.registry_auth.get(pull.login_domain(ref.domain))
             await asyncio.to_thread(pull.pull, images, str(ref), credentials=credentials,
                                     options=self.options.registry_options, progress=progress)
-        return images.get(name)
+        image = images.get(name)
+        await asyncio.to_thread(images.resolve_rootfs, image)  # a commit's layer: unpacked now
+        return image
 
     def _have(self, name: str) -> bool:
         try:
@@ -402,6 +404,7 @@ class Build:
         if image_id is None:
             return None
         image = self.engine.images.get(image_id)
+        await asyncio.to_thread(self.engine.images.resolve_rootfs, image)  # --cache-from's
         self.emit(" ---> Using cache\n")
         return _State(stage=state.stage, image_id=image.id, config=image.config,
                       layers=list(image.layers), args=state.args, cmd_set=state.cmd_set)

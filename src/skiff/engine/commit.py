@@ -7,10 +7,16 @@
 All three read the container's overlay upper dir and the image's committed snapshots directly:
 the container's rootfs is mounted only inside its own mount namespace. A commit writes the
 upper dir as a layer tar into the content store (hashing as it goes: that digest is the diff
-id), unpacks it as a committed snapshot on the image's top layer, stores the new config, and
-then records the image (and its tag) in one transaction, so a commit killed at any point
-leaves no image behind; what it left on disk is removed by ImageService.cleanup at the next
-start, or at once when it fails.
+id), stores the new config, and then records the image (and its tag) in one transaction, so a
+commit killed at any point leaves no image behind; what it left on disk is removed by
+ImageService.cleanup at the next start, or at once when it fails.
+
+The layer's files are written once, into the blob: its snapshot is unpacked from the blob
+when a container or a build first needs it (ImageService.resolve_rootfs), not here. Making
+1,000 files costs a commit more than writing one blob of the same bytes (an inode each, while
+the container's own writes may still be on their way to the disk), and many committed images
+(a backup, an image to push or save) never run here at all. The layer records its unpacked
+size ("unpackedSize"), so `image inspect`, `history` and `system df` need no snapshot.
 
 `pause` freezes the container's cgroup (the freezer of cgroup v1, `cgroup.freeze` on v2) while
 the layer is written, as docker pauses it, so that the layer is a consistent snapshot.
@@ -55,7 +61,7 @@ def _layers_of(engine, record) -> tuple[str, list[str], object]:
     upper = engine.snapshots.upper(record.id)
     if not os.path.isdir(upper):
         raise NotFound(f"No such container: {record.id}: its filesystem is gone")
-    lowers = [engine.snapshots.path(c) for c in reversed(image.chain_ids)]
+    lowers = [engine.snapshots.path(c) for c in reversed(engine.images.resolve_rootfs(image))]
     return upper, lowers, image
 
 
@@ -200,30 +206,23 @@ def commit(engine, ref: str, *, repo: str = "", tag: str = "", comment: str = ""
     exclude = _mount_points(engine, record.id)
     ids = _id_maps(engine, record.id)
 
-    images, store, snaps = engine.images, engine.content, engine.snapshots
+    images, store = engine.images, engine.content
     with images._lock:
         written: set[str] = set()
-        new_chain = None
         try:
             parent = image.chain_ids[-1] if image.chain_ids else None
             pid = int(record.state.get("Pid") or 0)
             freeze = pause and record.state.get("Running") and not \
                 record.state.get("Paused") and pid > 0
-            made: list[str] = []  # the new snapshot, once it exists
-
-            def produce(out, mirror) -> None:
+            with store.writer() as blob:
                 if freeze:
                     with _Freezer(pid):
-                        snapdiff.write_layer(upper, out, lowers=lowers, exclude=exclude,
-                                             mirror=mirror, ids=ids)
+                        unpacked = snapdiff.write_layer(upper, blob, lowers=lowers,
+                                                        exclude=exclude, ids=ids)
                 else:
-                    snapdiff.write_layer(upper, out, lowers=lowers, exclude=exclude,
-                                         mirror=mirror, ids=ids)
-
-            try:
-                diff_id, size = _write_and_unpack(snaps, parent, store, produce, made)
-            finally:
-                new_chain = made[0] if made else None
+                    unpacked = snapdiff.write_layer(upper, blob, lowers=lowers,
+                                                    exclude=exclude, ids=ids)
+                diff_id, size = blob.commit()
             written.add(diff_id)
             failpoint.hit("commit.layer_written")
             created = _now()
@@ -253,45 +252,17 @@ def commit(engine, ref: str, *, repo: str = "", tag: str = "", comment: str = ""
             config_bytes = json.dumps(new, separators=(",", ":")).encode()
             config_digest, _ = store.ingest_bytes(config_bytes)
             written.add(config_digest)
-            failpoint.hit("commit.snapshot_made")
+            failpoint.hit("commit.config_written")
             layers = [dict(l) for l in image.layers] + [{
                 "digest": diff_id, "size": size, "mediaType": oci_image.DOCKER_LAYER,
-                "diffID": diff_id, "chainID": chain_id(parent, diff_id)}]
+                "diffID": diff_id, "chainID": chain_id(parent, diff_id),
+                "unpackedSize": unpacked}]
             images._record_image(config_digest, config_bytes, layers,
                                  [target] if target else [], parent_id=image.id)
         except BaseException:
-            images._discard([new_chain] if new_chain else [], written)
+            images._discard([], written)
             raise
         return config_digest
-
-
-def _write_and_unpack(snaps, parent: str | None, store, produce, made: list[str]):
-    """Write the layer tar once, into a blob, and make its snapshot in the same pass: every
-    entry the tar writer emits is applied to the snapshot's directory from the same TarInfo
-    (unpack.LayerWriter: the checks and conversions of an unpack, with no tar to parse and no
-    second copy of the bytes). Returns (diff id, size); the new snapshot's chain id is
-    appended to `made`."""
-    from skiff.snapshot.unpack import LayerWriter
-
-    with store.writer() as blob:
-        def fill(fs: str):
-            mirror = LayerWriter(fs, chown=snaps.chown)
-            try:
-                produce(blob, mirror)
-                mirror.finish()
-            finally:
-                mirror.close()
-            blob.flush_to_disk()
-            return blob.digest(), mirror.content_size, blob.size
-
-        chain, diff_id, created = snaps.build(parent, fill)
-        if created:
-            made.append(chain)
-        digest, size = blob.commit()
-    if diff_id != digest:
-        raise InvalidArgument(f"commit: the layer was built as {diff_id} but stored as "
-                              f"{digest}")
-    return digest, size
 
 
 def _command_of(record) -> list[str]:

@@ -41,7 +41,7 @@ def history(images, name: str) -> list[dict]:
     sizes = []
     for layer in layers:
         try:
-            sizes.append(images.snapshots.size(layer["chainID"]))
+            sizes.append(images.layer_size(layer))
         except Exception:
             sizes.append(0)
     if not entries:  # no history recorded: one line per layer, as docker shows it
@@ -132,7 +132,7 @@ def _unique_size(images, record) -> int:
                                     "chain_id = ?", (layer["chainID"],))[0]
         if users <= 1:
             try:
-                size += images.snapshots.size(layer["chainID"])
+                size += images.layer_size(layer)
             except Exception:
                 pass
     return size

@@ -385,7 +385,7 @@ class ImageService:
         with self.db.transaction() as cur:
             for c in candidates:
                 config = json.loads(c.config_bytes)
-                size = sum(self.snapshots.size(l["chainID"]) for l in c.layers)
+                size = sum(self.layer_size(l) for l in c.layers)
                 layers_json = json.dumps(c.layers)
                 top = c.layers[-1]["chainID"] if c.layers else None
                 row = cur.execute("SELECT manifest_digest FROM images WHERE id = ?",
@@ -518,11 +518,46 @@ class ImageService:
         return None, None, NotFound(f"No such image: {ref.familiar()}")
 
     def resolve_rootfs(self, image: ImageRecord | str) -> list[str]:
-        """The chain ids of an image's layers, BOTTOM-FIRST (Snapshotter.prepare's order)."""
+        """The chain ids of an image's layers, BOTTOM-FIRST (Snapshotter.prepare's order),
+        every one of them a snapshot on disk.
+
+        A commit records its new layer as a blob only (see engine/commit.py: its files are
+        written once, into the blob); the layer's snapshot is unpacked from that blob here,
+        when a container or a build first needs it. Under the lock: two callers at once make
+        it once (the second finds it made), and a removal cannot take the image's blobs
+        away meanwhile. A process killed during the unpack leaves a temp dir that the
+        start-up clean-up removes; the image stays whole (its blobs are what it is made of).
+        """
         record = image if isinstance(image, ImageRecord) else self.get(image)
-        return record.chain_ids
+        chains = record.chain_ids
+        if all(self.snapshots.exists(c) for c in chains):
+            return chains
+        with self._lock:
+            if not self.db.query_one("SELECT 1 FROM images WHERE id = ?", (record.id,)):
+                raise NotFound(f"No such image: {record.id}")
+            parent = None
+            for layer in record.layers:
+                chain = layer["chainID"]
+                if not self.snapshots.exists(chain):
+                    if not self.store.has(layer["digest"]):
+                        raise NotFound(f"layer {layer['digest']} of image {record.id} is "
+                                       f"neither unpacked nor stored")
+                    self.snapshots.unpack(chain, parent, self.store.path(layer["digest"]),
+                                          layer.get("mediaType"),
+                                          expected_diff_id=layer["diffID"],
+                                          known_digest=layer["digest"])
+                parent = chain
+        return chains
 
     chain_ids = resolve_rootfs
+
+    def layer_size(self, layer: dict) -> int:
+        """Bytes of a layer's files unpacked (`layer` as in ImageRecord.layers): as a commit
+        recorded it (its snapshot may not be made yet), else as its snapshot's."""
+        size = layer.get("unpackedSize")
+        if isinstance(size, int) and size >= 0:
+            return size
+        return self.snapshots.size(layer["chainID"])
 
     # -- tags and removal ---------------------------------------------------------------------
 
@@ -606,10 +641,12 @@ class ImageService:
     def _collect(self, image: ImageRecord) -> list[dict]:
         """Delete the snapshots and blobs of a removed image that no other image needs."""
         report = []
-        for chain in reversed(image.chain_ids):
+        for layer in reversed(image.layers):
+            chain = layer["chainID"]
             if not self.db.query_one("SELECT 1 FROM image_layers WHERE chain_id = ? LIMIT 1",
                                      (chain,)):
-                if self.snapshots.delete(chain):
+                # a commit's layer whose snapshot was never made is deleted all the same
+                if self.snapshots.delete(chain) or "unpackedSize" in layer:
                     report.append({"Deleted": chain})
                     failpoint.hit("image.collect.snapshot_deleted")
         blobs = {image.id} | {l["digest"] for l in image.layers}

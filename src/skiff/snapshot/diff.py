@@ -176,16 +176,14 @@ def changes(upper: str, lowers: list[str],
 class _TarWriter:
     """PAX tar entries written straight to `out` (anything with `write(bytes)`)."""
 
-    def __init__(self, out: BinaryIO, mirror=None, ids=None):
+    def __init__(self, out: BinaryIO, ids=None):
         self.out = out
-        self.mirror = mirror      # gets every entry as written (see write_layer)
         self.ids = ids            # (uids, gids) oci.idmap.IdMap: host ids back to the image's
         self.links: dict[tuple[int, int], str] = {}
+        self.content_size = 0     # bytes of regular files written (hard links once)
 
     def _header(self, info: tarfile.TarInfo) -> None:
         self.out.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
-        if self.mirror is not None and not (info.isreg() and info.size):
-            self.mirror.apply(info, _NO_DATA)
 
     def entry(self, full: str, rel: str, st: os.stat_result, *, xattrs: dict | None = None,
               name: str | None = None) -> None:
@@ -214,10 +212,8 @@ class _TarWriter:
                 self.links[key] = info.name
             info.type, info.size = tarfile.REGTYPE, st.st_size
             self._header(info)
-            if self.mirror is not None and st.st_size:
-                self._mirrored_content(full, info)
-            else:
-                self._content(full, st.st_size)
+            self._content(full, st.st_size)
+            self.content_size += st.st_size
             return
         if stat.S_ISDIR(mode):
             info.type = tarfile.DIRTYPE
@@ -256,62 +252,18 @@ class _TarWriter:
         if pad:
             self.out.write(bytes(pad))
 
-    def _mirrored_content(self, full: str, info: tarfile.TarInfo) -> None:
-        """The file's bytes into the tar and, in the same pass, into the mirror's copy (which
-        reads them through `_TeeFile`, as it would read them from a tar)."""
-        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            source = _TeeFile(fd, info.size, self.out)
-            self.mirror.apply(info, source)
-            source.finish()
-        finally:
-            os.close(fd)
-        pad = -info.size % BLOCK
-        if pad:
-            self.out.write(bytes(pad))
-
     def finish(self) -> None:
         self.out.write(bytes(2 * BLOCK))
 
 
-class _NoData:
-    @staticmethod
-    def read(n: int = -1) -> bytes:
-        return b""
-
-
-_NO_DATA = _NoData()
-
-
-class _TeeFile:
-    """A file's content for a mirror to read, written into the tar as it is read; a file that
-    shrank meanwhile is padded with zeros, as the header promised its size."""
-
-    def __init__(self, fd: int, size: int, out):
-        self.fd, self.left, self.out = fd, size, out
-
-    def read(self, n: int = CHUNK) -> bytes:
-        if self.left <= 0:
-            return b""
-        data = os.read(self.fd, min(n, self.left)) or bytes(min(n, self.left))
-        self.left -= len(data)
-        self.out.write(data)
-        return data
-
-    def finish(self) -> None:
-        while self.left > 0:
-            self.read(CHUNK)
-
-
 def write_layer(upper: str, out: BinaryIO, *, lowers: list[str] = (),
-                exclude: frozenset[str] = frozenset(), mirror=None, ids=None) -> None:
+                exclude: frozenset[str] = frozenset(), ids=None) -> int:
     """The upper dir as an OCI layer tar: whiteouts become `.wh.NAME` entries, opaque dirs get
-    a `.wh..wh..opq` entry, mount points of `exclude` are left out. `mirror.apply(info, f)`
-    (unpack.LayerWriter) gets every entry as it is written, with a reader of its content: a
-    commit makes its snapshot in the same pass, from the same TarInfo, with no tar to parse.
-    `ids` (uids, gids as oci.idmap.IdMap) turns a user-namespaced container's owners, shifted
-    on the host, back into the ids a layer carries."""
-    tar = _TarWriter(out, mirror, ids)
+    a `.wh..wh..opq` entry, mount points of `exclude` are left out. `ids` (uids, gids as
+    oci.idmap.IdMap) turns a user-namespaced container's owners, shifted on the host, back
+    into the ids a layer carries. Returns the bytes of regular-file content written (hard
+    links once): what the layer takes unpacked, as unpack.apply_layer counts it."""
+    tar = _TarWriter(out, ids)
 
     def walk(directory: str, prefix: str) -> None:
         for entry in _scandir(directory):
@@ -333,6 +285,7 @@ def write_layer(upper: str, out: BinaryIO, *, lowers: list[str] = (),
 
     walk(upper, "")
     tar.finish()
+    return tar.content_size
 
 
 def _merged_entries(dirs: list[str]) -> Iterator[tuple[str, str, os.stat_result, list[str]]]:

@@ -214,41 +214,6 @@ class Snapshotter:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
 
-    def build(self, parent_chain: str | None, fill) -> tuple[str, str, bool]:
-        """A snapshot made by `fill(fs_dir) -> (diff id, content size, tar size)`, which
-        writes the layer's files in overlay form into the empty `fs_dir` (a commit, from the
-        entries of the tar it writes at the same time): the chain id follows from the diff id.
-        Returns (chain id, diff id, whether the snapshot is new); what `fill` raises leaves
-        nothing behind."""
-        if parent_chain is not None and not self.exists(parent_chain):
-            raise NotFound(f"parent snapshot {parent_chain} does not exist")
-        tmp = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.dir)
-        try:
-            fs = os.path.join(tmp, "fs")
-            os.mkdir(fs, 0o755)
-            diff_id, content_size, tar_size = fill(fs)
-            chain = chain_id(parent_chain, diff_id)
-            target = os.path.join(self.dir, _hex(chain))
-            if os.path.isdir(target):
-                return chain, diff_id, False
-            meta = {"diff_id": diff_id, "parent": parent_chain or "",
-                    "info.json": json.dumps({"size": content_size, "tar_size": tar_size})}
-            for name, text in meta.items():
-                _write_synced(os.path.join(tmp, name), text)
-            failpoint.hit("snapshot.unpack.before_rename")
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                if not os.path.isdir(target):
-                    raise
-                return chain, diff_id, False
-            tmp = None
-            _fsync_dir(self.dir)
-            return chain, diff_id, True
-        finally:
-            if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
-
     def delete(self, chain: str) -> bool:
         """Remove a committed snapshot (atomically: renamed away, then removed)."""
         self._usages.pop(chain, None)

@@ -434,28 +434,6 @@ class _Extractor:
                 os.close(fd)
 
 
-class LayerWriter:
-    """Applies layer entries handed over as TarInfo with a reader of their content (no tar
-    to parse), with the same checks and conversions as `apply_layer`: a commit builds its
-    snapshot this way while it writes the layer's tar from the same entries."""
-
-    def __init__(self, dest: str, chown: bool = True):
-        self._extractor = _Extractor(dest, chown)
-
-    def apply(self, info: tarfile.TarInfo, source) -> None:
-        self._extractor.apply(source, info)
-
-    @property
-    def content_size(self) -> int:
-        return self._extractor.content_size
-
-    def finish(self) -> None:
-        self._extractor.finish()
-
-    def close(self) -> None:
-        self._extractor.close()
-
-
 def _is_whiteout(name: str, dirfd: int) -> bool:
     """Is `name` an overlay whiteout (a 0:0 character device) made earlier in this layer?"""
     try:
