@@ -257,3 +257,91 @@ def test_exec_output_is_complete_and_not_logged(daemon, ctr):
     assert r.returncode == 0
     assert r.stdout.count(b"x") == 3000000 and r.stdout.endswith(b"marker-not-in-logs\n")
     assert b"marker-not-in-logs" not in daemon.client().containers.get(ctr.id).logs()
+
+
+# -- skiff's one-round-trip exec (POST /skiff/containers/{id}/exec) --------------------------
+
+
+def skiff_exec(daemon, ref: str, body: dict, stdin: bytes = b""):
+    """skiff's endpoint over a raw socket: (status, headers, frames until the end)."""
+    import json
+    import socket
+
+    from skiff.wire.framing import FrameDecoder
+
+    payload = json.dumps(body).encode()
+    sock = socket.socket(socket.AF_UNIX)
+    sock.settimeout(30)
+    sock.connect(daemon.sock)
+    try:
+        sock.sendall(f"POST /skiff/containers/{ref}/exec HTTP/1.1\r\nHost: d\r\n"
+                     "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, data
+            data += chunk
+        head, rest = data.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+        if status != 101:
+            while len(rest) < int(headers.get("content-length", 0)):
+                rest += sock.recv(65536)
+            return status, headers, rest
+        if stdin:
+            sock.sendall(stdin)
+        sock.shutdown(socket.SHUT_WR)
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        decoder = FrameDecoder()
+        frames = decoder.feed(rest)
+        assert decoder.at_eof()
+        return status, headers, frames
+    finally:
+        sock.close()
+
+
+def test_skiff_exec_endpoint_streams_and_ends_with_the_exit_code(daemon, ctr):
+    import json
+
+    status, headers, frames = skiff_exec(daemon, ctr.id, {
+        "Cmd": ["sh", "-c", "cat; echo err >&2; exit 5"], "AttachStdin": True,
+        "AttachStdout": True, "AttachStderr": True}, stdin=b"in\n")
+    assert status == 101
+    assert headers["content-type"] == "application/vnd.docker.multiplexed-stream"
+    assert (1, b"in\n") in frames and (2, b"err\n") in frames
+    assert frames[-1] == (3, b'{"ExitCode": 5}')
+    exec_id = headers["x-skiff-exec-id"]   # the exec stays docker's to inspect
+    info = daemon.client().api.exec_inspect(exec_id)
+    assert (info["ExitCode"], info["Running"]) == (5, False)
+    # a tty's output is framed too (stdout), its size set at start
+    status, headers, frames = skiff_exec(daemon, ctr.id, {
+        "Cmd": ["sh", "-c", "stty size; exit 2"], "Tty": True, "AttachStdout": True,
+        "AttachStderr": True, "ConsoleSize": [31, 97]})
+    assert status == 101
+    assert headers["content-type"] == "application/vnd.docker.multiplexed-stream"
+    assert {s for s, _ in frames[:-1]} == {1}
+    assert b"".join(d for _, d in frames[:-1]).strip() == b"31 97"
+    assert json.loads(frames[-1][1]) == {"ExitCode": 2}
+    # a command that cannot run: docker's message, then its exit code
+    status, _, frames = skiff_exec(daemon, ctr.id, {"Cmd": ["nosuch"], "AttachStdout": True})
+    assert b"executable file not found in $PATH" in frames[0][1]
+    assert frames[-1] == (3, b'{"ExitCode": 127}')
+
+
+def test_skiff_exec_endpoint_errors_before_the_upgrade(daemon):
+    status, _, body = skiff_exec(daemon, "nosuchcontainer", {"Cmd": ["true"]})
+    assert status == 404 and b"No such container: nosuchcontainer" in body
+    status, _, body = skiff_exec(daemon, "x", {"Cmd": "true", "Tty": "yes"})
+    assert status == 400
+    stopped = daemon.client().containers.create("busybox", ["true"])
+    try:
+        status, _, body = skiff_exec(daemon, stopped.id, {"Cmd": ["true"]})
+        assert status == 409 and f"Container {stopped.id} is not running".encode() in body
+    finally:
+        stopped.remove(force=True)

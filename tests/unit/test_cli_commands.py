@@ -495,3 +495,85 @@ def test_version_without_daemon_prints_the_client(cli, tmp_path):
     status, out, err = main_status = cli("-H", f"unix://{tmp_path}/none.sock", "version")
     assert status == 1 and out.startswith("Client:\n Version:")
     assert "Cannot connect to the skiff daemon" in err
+
+
+# -- exec ------------------------------------------------------------------------------------
+
+
+def _upgrade(sock, content_type="application/vnd.docker.multiplexed-stream", extra=""):
+    sock.sendall(f"HTTP/1.1 101 UPGRADED\r\nContent-Type: {content_type}\r\n"
+                 f"Connection: Upgrade\r\nUpgrade: tcp\r\n{extra}\r\n".encode())
+
+
+def test_exec_one_round_trip_on_skiffd(daemon, cli):
+    """skiffd's /skiff/containers/{id}/exec: one request (no /_ping, no create, start or
+    inspect), the output demultiplexed, the exit code from the stream's last frame."""
+    got = {}
+
+    def run(req, sock):
+        got["req"] = req
+        _upgrade(sock, extra="X-Skiff-Exec-Id: e1\r\n")
+        sock.sendall(frame(1, b"out\n") + frame(2, b"err\n") +
+                     frame(3, json.dumps({"ExitCode": 7}).encode()))
+        sock.close()
+
+    daemon.route("POST", "/skiff/containers/web/exec", run)
+    status, out, err = cli("exec", "-u", "1000", "-w", "/tmp", "-e", "A=b", "web", "sh", "-c",
+                           "x")
+    assert (status, out, err) == (7, "out\n", "err\n")
+    assert [f"{r.method} {r.path}" for r in daemon.requests] == [
+        "POST /skiff/containers/web/exec"]
+    assert got["req"].version is None
+    assert got["req"].headers["upgrade"] == "tcp"
+    body = json.loads(got["req"].body)
+    assert body["Cmd"] == ["sh", "-c", "x"] and body["User"] == "1000"
+    assert body["WorkingDir"] == "/tmp" and body["Env"] == ["A=b"]
+    assert body["AttachStdout"] and body["AttachStderr"] and not body["AttachStdin"]
+    assert body["Detach"] is False and body["Tty"] is False
+
+
+def test_exec_without_exit_frame_asks_for_the_exit_code(daemon, cli):
+    def run(req, sock):
+        _upgrade(sock, extra="X-Skiff-Exec-Id: e1\r\n")
+        sock.sendall(frame(1, b"partial"))
+        sock.close()
+
+    daemon.route("POST", "/skiff/containers/web/exec", run)
+    daemon.reply("GET", "/exec/e1/json", fake.json_reply({"Running": True, "ExitCode": None}))
+    status, out, _ = cli("exec", "web", "true")
+    assert (status, out) == (0, "partial")
+    assert daemon.calls() == ["POST /skiff/containers/web/exec", "GET /exec/e1/json"]
+
+
+def test_exec_errors_from_skiffd(daemon, cli):
+    daemon.reply("POST", "/skiff/containers/nope/exec",
+                 fake.error_reply(404, "No such container: nope"))
+    status, _, err = cli("exec", "nope", "true")
+    assert status == 1 and err == "Error response from daemon: No such container: nope\n"
+    assert daemon.calls() == ["POST /skiff/containers/nope/exec"]   # no fallback
+
+
+def test_exec_falls_back_to_docker_requests(daemon, cli):
+    """A daemon without skiff's endpoint (dockerd: 404 page not found) gets docker's
+    create, start (hijacked) and inspect."""
+    def start(req, sock):
+        _upgrade(sock)
+        sock.sendall(frame(1, b"hello\n"))
+        sock.close()
+
+    daemon.reply("POST", "/containers/web/exec", fake.json_reply({"Id": "e2"}, 201))
+    daemon.route("POST", "/exec/e2/start", start)
+    daemon.reply("GET", "/exec/e2/json", fake.json_reply({"Running": False, "ExitCode": 3}))
+    status, out, _ = cli("exec", "web", "true")
+    assert (status, out) == (3, "hello\n")
+    assert daemon.calls() == ["POST /skiff/containers/web/exec", "POST /containers/web/exec",
+                              "POST /exec/e2/start", "GET /exec/e2/json"]
+
+
+def test_exec_detached_uses_docker_requests(daemon, cli):
+    daemon.reply("POST", "/containers/web/exec", fake.json_reply({"Id": "e3"}, 201))
+    daemon.reply("POST", "/exec/e3/start", fake.Reply(200, b""))
+    status, _, _ = cli("exec", "-d", "web", "sleep", "1")
+    assert status == 0
+    assert daemon.calls() == ["POST /containers/web/exec", "POST /exec/e3/start"]
+    assert json.loads(daemon.requests[-1].body) == {"Detach": True, "Tty": False}

@@ -1,9 +1,20 @@
 """/containers/{id}/exec, /exec/{id}/start|resize|json, and a container's processes:
-/containers/{id}/top, /containers/{id}/pause, /containers/{id}/unpause."""
+/containers/{id}/top, /containers/{id}/pause, /containers/{id}/unpause.
+
+skiff's own `POST /skiff/containers/{id}/exec` does docker's exec in one round trip (skiff's
+CLI uses it; docker's three requests keep working unchanged): the body is docker's
+ExecConfig (`ConsoleSize` sets the terminal's size at start), the answer `101 UPGRADED` with
+the exec's id in `X-Skiff-Exec-Id` (for /exec/{id}/resize and /json), then the hijacked
+stream, always framed as without a tty (a tty's output comes as stdout frames), ending with
+one frame on stream 3 whose payload is `{"ExitCode": N}`. A stream that ends without it (the
+client detached) leaves the exit code to `GET /exec/{id}/json`. Errors before the upgrade
+are docker's create errors (404 no such container, 409 not running, 400 bad body).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 from skiff.api import validate
 from skiff.api.http import HIJACKED, HTTPError, Request, Response, json_response
@@ -19,7 +30,7 @@ def routes(engine):
     execs = engine.execs
     process = engine.process
 
-    async def create(request: Request):
+    async def create_exec(request: Request) -> str:
         body = await request.json(default=None)
         if not isinstance(body, dict):
             raise InvalidArgument("No exec command specified")
@@ -32,8 +43,17 @@ def routes(engine):
             except ValueError:
                 raise InvalidArgument(f"Invalid escape keys ({body['DetachKeys']}) provided") \
                     from None
-        exec_id = execs.create(request.match["id"], body)
-        return json_response({"Id": exec_id}, 201)
+        return execs.create(request.match["id"], body)
+
+    async def create(request: Request):
+        return json_response({"Id": await create_exec(request)}, 201)
+
+    async def run(request: Request):
+        """skiff's one-round-trip exec: create, start, stream, exit code (see above)."""
+        exec_id = await create_exec(request)
+        record = execs.check_startable(exec_id)
+        return await stream(request, exec_id, record, _console_size(record.body),
+                            framed=True, extra={"X-Skiff-Exec-Id": exec_id})
 
     async def start(request: Request):
         body = await request.json(default={}) or {}
@@ -42,18 +62,26 @@ def routes(engine):
         validate.exec_start(body)
         exec_id = request.match["id"]
         record = execs.check_startable(exec_id)  # 404 / 409 before any upgrade
-        size = body.get("ConsoleSize") or None
-        console_size = (int(size[0]), int(size[1])) if size and len(size) == 2 else None
+        console_size = _console_size(body)
         if body.get("Detach"):
             await execs.start(exec_id, detach=True, console_size=console_size)
             return Response(200, b"", content_type="text/plain")
+        return await stream(request, exec_id, record, console_size, framed=not record.tty)
+
+    async def stream(request: Request, exec_id: str, record, console_size, *, framed: bool,
+                     extra: dict | None = None):
+        """Upgrade, start the exec, and copy its stdio until it ends. `extra` headers mean
+        skiff's own endpoint: framed output and the exit-code frame at the end."""
         tty = record.tty
-        conn = await request.hijack(RAW_STREAM if tty else MULTIPLEXED_STREAM)
+        conn = await request.hijack(MULTIPLEXED_STREAM if framed else RAW_STREAM, extra)
+        exit_frame = extra is not None
         try:
             session = await execs.start(exec_id, console_size=console_size)
         except RuntimeFailure as exc:
             text = (exc.message + "\r\n").encode()
-            await conn.write(text if tty else encode_frame(1, text))
+            await conn.write(encode_frame(1, text) if framed else text)
+            if exit_frame:
+                await conn.write(_exit_frame(record.exit_code))
             await conn.close()
             return HIJACKED
 
@@ -94,9 +122,11 @@ def routes(engine):
                     break
                 item = next_item.result()
                 if item is None:
+                    if exit_frame:
+                        await conn.write(_exit_frame(record.exit_code))
                     break
                 which, data = item
-                if not await conn.write(data if tty else encode_frame(which, data)):
+                if not await conn.write(encode_frame(which, data) if framed else data):
                     break
         finally:
             stdin_task.cancel()
@@ -127,6 +157,7 @@ def routes(engine):
 
     return [
         ("POST", "/containers/{id}/exec", create),
+        ("POST", "/skiff/containers/{id}/exec", run),
         ("POST", "/exec/{id}/start", start),
         ("POST", "/exec/{id}/resize", resize),
         ("GET", "/exec/{id}/json", inspect),
@@ -134,3 +165,12 @@ def routes(engine):
         ("POST", "/containers/{id}/pause", pause),
         ("POST", "/containers/{id}/unpause", unpause),
     ]
+
+
+def _console_size(body: dict) -> tuple[int, int] | None:
+    size = body.get("ConsoleSize") or None
+    return (int(size[0]), int(size[1])) if size and len(size) == 2 else None
+
+
+def _exit_frame(code) -> bytes:
+    return encode_frame(3, json.dumps({"ExitCode": code}).encode())

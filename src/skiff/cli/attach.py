@@ -80,8 +80,10 @@ class Pump:
     """
 
     def __init__(self, stream, *, tty: bool, stdin_fd: int | None = None, stdout_fd: int = 1,
-                 stderr_fd: int = 2, resize=None, forward=None, multiplexed: bool | None = None):
+                 stderr_fd: int = 2, resize=None, forward=None, multiplexed: bool | None = None,
+                 on_system=None):
         self.stream = stream
+        self.on_system = on_system  # given: frames on stream 3 go to it, not to stderr
         self.tty = tty
         self.stdin_fd = stdin_fd
         self.stdout_fd = stdout_fd
@@ -159,6 +161,9 @@ class Pump:
             _write_all(self.stdout_fd, data)
             return
         for stream, payload in self._decoder.feed(data):
+            if stream == 3 and self.on_system is not None:
+                self.on_system(payload)
+                continue
             _write_all(self.stderr_fd if stream >= 2 else self.stdout_fd, payload)
 
     # -- the loop -------------------------------------------------------------------------

@@ -276,7 +276,7 @@ class Client:
         return self.json("DELETE", path, params, **kwargs)
 
     def hijack(self, method: str, path: str, params: dict | None = None, json_body=None,
-               headers: dict | None = None) -> HijackedStream:
+               headers: dict | None = None, versioned: bool = True) -> HijackedStream:
         """A request with `Connection: Upgrade` / `Upgrade: tcp`; on `101` (or, from old
         daemons, 2xx) the socket becomes a raw two-way stream, with any bytes the daemon sent
         right after its head kept. Errors raise APIError."""
@@ -284,7 +284,7 @@ class Client:
         extra.update(headers or {})
         conn = HTTPConnection(self.host, self.timeout, self.tls)
         try:
-            self._send(conn, method, self.url(path, params), json_body,
+            self._send(conn, method, self.url(path, params, versioned), json_body,
                        b"" if json_body is None else None, extra)
             raw = conn.get_response(method)
             if raw.status == 101 or 200 <= raw.status < 300:

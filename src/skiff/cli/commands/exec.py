@@ -3,6 +3,11 @@
 exec = POST /containers/{id}/exec -> POST /exec/{id}/start (hijacked; `Detach: true` with -d)
 -> POST /exec/{id}/resize (tty) -> copy stdio until the output ends -> GET /exec/{id}/json,
 and exit with its ExitCode.
+
+Without -d, skiff first tries skiffd's one-round-trip `POST /skiff/containers/{id}/exec`
+(api/execs.py): no /_ping, the stream framed with the exit code in its last frame. A daemon
+that does not know it (dockerd, an older skiffd: 404 "page not found" or 405) gets docker's
+requests above.
 """
 
 from __future__ import annotations
@@ -45,8 +50,23 @@ def cmd_exec(cli, opts, args) -> int:
             "WorkingDir": opts.workdir or ""}
     if opts.detach_keys:
         body["DetachKeys"] = opts.detach_keys
-    client = cli.client()
+    size = None
+    if tty and not detach:
+        from skiff.cli.attach import terminal_size
+
+        size = terminal_size()
     try:
+        if not detach:
+            found = _run(cli, container, dict(body, ConsoleSize=list(size) if size else None))
+            if found is not None:   # skiffd: one round trip
+                client, stream = found
+                path = f"/exec/{quote_path(stream.headers.get('x-skiff-exec-id', ''))}"
+                code = _pump(cli, client, path, stream, tty=tty, interactive=interactive,
+                             detach_keys=opts.detach_keys, versioned=False)
+                if code is None:   # no exit frame: detached (or cut off); ask, as docker does
+                    code = client.json("GET", f"{path}/json", versioned=False).get("ExitCode")
+                return 0 if code is None else int(code)
+        client = cli.client()
         exec_id = client.post(f"/containers/{quote_path(container)}/exec",
                               json_body=body)["Id"]
         path = f"/exec/{quote_path(exec_id)}"
@@ -54,13 +74,8 @@ def cmd_exec(cli, opts, args) -> int:
             client.request("POST", f"{path}/start", json_body={"Detach": True, "Tty": tty})
             return 0
         start = {"Detach": False, "Tty": tty}
-        size = None
-        if tty:
-            from skiff.cli.attach import terminal_size
-
-            size = terminal_size()
-            if size:
-                start["ConsoleSize"] = list(size)
+        if size:
+            start["ConsoleSize"] = list(size)
         stream = client.hijack("POST", f"{path}/start", json_body=start)
         _pump(cli, client, path, stream, tty=tty, interactive=interactive,
               detach_keys=opts.detach_keys)
@@ -73,8 +88,34 @@ def cmd_exec(cli, opts, args) -> int:
     return 0 if code is None else int(code)
 
 
+def _run(cli, container: str, body: dict):
+    """(client, stream) from skiffd's one-round-trip exec, or None from a daemon without
+    it. Unversioned, so no /_ping first; an unreachable default daemon is started as
+    `cli.client()` starts one."""
+    from skiff.client.client import Client, quote_path
+    from skiff.client.errors import APIError, DaemonUnreachable
+
+    path = f"/skiff/containers/{quote_path(container)}/exec"
+    client = Client(cli.host, tls=cli.tls)
+    try:
+        try:
+            stream = client.hijack("POST", path, json_body=body, versioned=False)
+        except DaemonUnreachable:
+            client = cli.client()   # starts skiffd where skiff would, else raises
+            stream = client.hijack("POST", path, json_body=body, versioned=False)
+    except APIError as exc:
+        if exc.status == 405 or (exc.status == 404 and exc.message.startswith("page not found")):
+            cli.log(f"{path}: {exc.status} {exc.message}; docker's exec requests instead")
+            return None
+        raise
+    return client, stream
+
+
 def _pump(cli, client, path: str, stream, *, tty: bool, interactive: bool,
-          detach_keys: str | None) -> None:
+          detach_keys: str | None, versioned: bool = True) -> int | None:
+    """Copy stdio until the output ends; the exit code if the stream carried one (skiff's
+    endpoint), else None. `versioned` False: skiffd's stream (framed even with a tty, its
+    size already set at start)."""
     from skiff.cli.attach import Pump, RawTerminal, flush_std, stdio_fd, terminal_size
     from skiff.client.errors import ClientError
 
@@ -83,8 +124,19 @@ def _pump(cli, client, path: str, stream, *, tty: bool, interactive: bool,
         if size is None:
             return
         try:
-            client.request("POST", f"{path}/resize", {"h": size[0], "w": size[1]})
+            client.request("POST", f"{path}/resize", {"h": size[0], "w": size[1]},
+                           versioned=versioned)
         except ClientError:
+            pass
+
+    exit_info = []
+
+    def on_system(payload: bytes) -> None:
+        from skiff.wire import jsonfast
+
+        try:
+            exit_info.append(jsonfast.loads(payload).get("ExitCode"))
+        except (ValueError, AttributeError):
             pass
 
     flush_std()
@@ -96,11 +148,11 @@ def _pump(cli, client, path: str, stream, *, tty: bool, interactive: bool,
             detach_sequence
 
         hijacked = _DetachingStream(stream, detach_sequence(detach_keys or DEFAULT_DETACH_KEYS))
-    if tty:
+    if tty and versioned:
         resize()
     pump = Pump(hijacked, tty=tty, stdin_fd=stdin_fd, stdout_fd=stdio_fd(cli.stdout, 1),
                 stderr_fd=stdio_fd(cli.stderr, 2), resize=resize if tty else None,
-                multiplexed=stream.multiplexed)
+                multiplexed=stream.multiplexed, on_system=None if versioned else on_system)
     try:
         with RawTerminal(stdin_fd if stdin_fd is not None else 0, enabled=raw):
             pump.run()
@@ -109,6 +161,7 @@ def _pump(cli, client, path: str, stream, *, tty: bool, interactive: bool,
             raise
     finally:
         stream.close()
+    return exit_info[-1] if exit_info else None
 
 
 def _each(cli, args, action) -> int:
