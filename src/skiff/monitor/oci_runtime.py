@@ -15,7 +15,8 @@ listening Unix socket at a short path: sun_path holds 107 bytes).
 The bundle handed to the runtime is `<container dir>/oci/`: config.json made portable
 (runtime/portable.py), its root the image's overlay mounted at `<container dir>/rootfs`.
 Errors come from the runtime's JSON log (--log-format json), as docker reports them:
-"OCI runtime create failed: <the runtime's message>: unknown".
+"OCI runtime create failed: <the runtime's message>: unknown". On a hybrid cgroup host every
+runtime process sees the host as plain v1 (runtime/hybrid.py), which crun needs to run at all.
 """
 
 from __future__ import annotations
@@ -71,9 +72,11 @@ class OciRuntime:
             stdin = stdout = stderr = subprocess.DEVNULL
         else:
             stdin, stdout, stderr = stdio
+        from skiff.runtime.hybrid import v1_view_preexec
         try:
             done = subprocess.run(argv, stdin=stdin, stdout=stdout, stderr=stderr,
-                                  timeout=TIMEOUT, close_fds=True)
+                                  timeout=TIMEOUT, close_fds=True,
+                                  preexec_fn=v1_view_preexec())
         except FileNotFoundError:
             raise RuntimeFailure(f"OCI runtime {what} failed: {self.name}: {self.path}: "
                                  "no such file or directory: unknown", 125) from None

@@ -482,6 +482,29 @@ class Monitor:
                 del self.boxes[cid]  # attached, never started, client gone
 
 
+def reap_strays(monitor: Monitor) -> None:
+    """Reap children nobody tracks. As a subreaper we inherit every orphan below us: crun's
+    `exec --detach` leaves its intermediate process (which joined the container's pid
+    namespace) to us, and a pid namespace's init cannot finish exiting while a zombie of its
+    namespace stays unreaped, so the container would never be seen to stop. Inits and exec'd
+    processes are reaped by their pidfd handlers, never here."""
+    tracked = {box.pid for box in monitor.boxes.values() if box.pid is not None}
+    tracked.update(proc.pid for proc in getattr(monitor, "_execs", {}).values()
+                   if proc.pid is not None)
+    me = os.getpid()
+    try:
+        with open(f"/proc/{me}/task/{me}/children") as f:
+            children = [int(p) for p in f.read().split()]
+    except OSError:
+        return
+    for pid in children:
+        if pid not in tracked:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
 def become_subreaper() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
@@ -500,6 +523,7 @@ async def serve(socket_path: str, pid_file: str | None = None) -> None:
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    loop.add_signal_handler(signal.SIGCHLD, reap_strays, monitor)
     try:
         async with server:
             await stop
