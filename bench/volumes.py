@@ -2,10 +2,10 @@
 """Volume and bind-mount I/O inside a container, against the host directory itself: skiff
 beside docker (private daemons, started as bench/run.py starts them).
 
-    python3 bench/volumes.py [--runs 3] [--engines skiff,docker] [--mb 256] [--files 2000]
+    python3 bench/volumes.py [--runs 15] [--engines skiff,docker] [--mb 256] [--files 2000]
 
-The same busybox script runs in three places, interleaved run by run so that the shared
-machine's drift hits all alike:
+The same busybox script runs in three places, interleaved run by run (the order rotating
+from one run to the next) so that the machine's drift hits all alike:
 
   - host:   /bin/busybox on the host, in a directory beside the engine's root;
   - volume: in a container, in a named volume (`-v NAME:/w`);
@@ -13,9 +13,14 @@ machine's drift hits all alike:
 
 Workloads: `dd` write of --mb MB with conv=fsync; `dd` read of it back 16 times (page cache:
 the cost of the mount, not of the disk); --files files of 1 KB written with shell builtins
-then `sync`; all of them read back 50 times with `cat`. Times come from /proc/uptime inside the script (10 ms
-resolution, runs of about a second or more), so container start-up is not counted.
-Prints a table and writes the figures as JSON under bench/results/.
+then `sync -f` (that file system only); all of them read back 50 times with `cat`. Times come
+from /proc/uptime inside the script (10 ms resolution, runs of about a second or more), so
+container start-up is not counted.
+
+A disk's own speed moves by 10-20% from one run to the next here, for the host directory as
+much as for a mount, so a mount's cost shows in the ratio taken run by run (host and mount
+measured seconds apart), whose median and quartiles are printed; medians and best runs of
+each place are in the JSON too. Prints a table and writes the figures under bench/results/.
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ echo write $s $e
 s=$(t); r=0; while [ $r -lt 16 ]; do dd if=$d/big of=/dev/null bs=1M 2>/dev/null; r=$((r+1)); done
 e=$(t); echo read $s $e
 mkdir $d/small
-s=$(t); i=0; while [ $i -lt $n ]; do echo "$line" > $d/small/f$i; i=$((i+1)); done; sync; e=$(t)
+s=$(t); i=0; while [ $i -lt $n ]; do echo "$line" > $d/small/f$i; i=$((i+1)); done
+sync -f $d; e=$(t)
 echo small_write $s $e
 s=$(t); r=0; while [ $r -lt 50 ]; do cat $d/small/* > /dev/null; r=$((r+1)); done; e=$(t)
 echo small_read $s $e
@@ -82,7 +88,7 @@ def bench_engine(engine, runs: int, mb: int, files: int) -> dict:
     args = ["sh", "-c", SCRIPT, "sh", "/w", str(mb), str(files)]
     samples = {place: {k: [] for k in KINDS} for place in ("host", "volume", "bind")}
     try:
-        for _ in range(runs):
+        for round_no in range(runs):
             places = {
                 "host": ["/bin/busybox", "sh", "-c", SCRIPT, "sh", host_dir, str(mb),
                          str(files)],
@@ -91,8 +97,9 @@ def bench_engine(engine, runs: int, mb: int, files: int) -> dict:
                 "bind": cli + ["run", "--rm"] + net + ["-v", f"{bind_dir}:/w", "busybox"]
                 + args,
             }
-            for place, cmd in places.items():
-                for kind, seconds in parse(run(cmd, env)).items():
+            order = list(places)[round_no % 3:] + list(places)[:round_no % 3]
+            for place in order:
+                for kind, seconds in parse(run(places[place], env)).items():
                     samples[place][kind].append(seconds)
     finally:
         subprocess.run(cli + ["volume", "rm", "-f", volume], env=env,
@@ -118,18 +125,21 @@ def bench_engine(engine, runs: int, mb: int, files: int) -> dict:
         out[place]["best_vs_host"] = {kind: round(out["host"][kind]["best_s"] /
                                                   out[place][kind]["best_s"], 3)
                                       for kind in KINDS}
-        # and run by run (host and place measured seconds apart), the median of the ratios
-        out[place]["paired_vs_host"] = {
-            kind: round(statistics.median(h / p for h, p in zip(samples["host"][kind],
-                                                                samples[place][kind])), 3)
-            for kind in KINDS}
+        # and run by run (host and place measured seconds apart): the ratios' quartiles
+        out[place]["paired_vs_host"] = {}
+        out[place]["paired_quartiles"] = {}
+        for kind in KINDS:
+            ratios = [h / p for h, p in zip(samples["host"][kind], samples[place][kind])]
+            q1, q2, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+            out[place]["paired_vs_host"][kind] = round(q2, 3)
+            out[place]["paired_quartiles"][kind] = [round(q1, 3), round(q3, 3)]
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--engines", default="skiff,docker")
     parser.add_argument("--mb", type=int, default=256)
     parser.add_argument("--files", type=int, default=2000)
@@ -147,15 +157,16 @@ def main() -> None:
         with cls() as engine:
             results[name] = bench_engine(engine, args.runs, args.mb, args.files)
     print(f"\n{'engine':7} {'place':7} {'write MB/s':>11} {'read MB/s':>10} "
-          f"{'files/s w':>10} {'files/s r':>10}   speed vs host: medians | best runs | "
-          f"run-by-run (w, r, small w, small r)")
+          f"{'files/s w':>10} {'files/s r':>10}   speed vs host, run by run: median [quartiles]"
+          f" for write, read, small write, small read")
     for name, places in results.items():
         for place in ("host", "volume", "bind"):
             r = places[place]
             ratios = ""
             if place != "host":
-                ratios = "  |  ".join("  ".join(f"{r[key][k]:.2f}" for k in KINDS)
-                                      for key in ("vs_host", "best_vs_host", "paired_vs_host"))
+                low_high = r["paired_quartiles"]
+                ratios = "  ".join(f"{r['paired_vs_host'][k]:.3f} [{low_high[k][0]:.2f}.."
+                                   f"{low_high[k][1]:.2f}]" for k in KINDS)
             print(f"{name:7} {place:7} {r['write']['mb_per_s']:>11} {r['read']['mb_per_s']:>10}"
                   f" {r['small_write']['files_per_s']:>10} {r['small_read']['files_per_s']:>10}"
                   f"   {ratios}")
