@@ -137,3 +137,41 @@ def test_crash_leaves_no_blob(tmp_path, point):
     assert list(store.walk()) == []
     assert store.cleanup_temp() == 1  # the temp file of the interrupted ingest
     assert stored_files(store) == []
+
+
+def test_writer_hashes_while_it_writes(store):
+    """A BlobWriter's hash runs on a thread of its own: every piece counts, in order, also a
+    buffer the caller reuses; a big blob starts its disk writing on the way."""
+    import threading
+
+    from skiff.store import content
+
+    pieces, buf = [], bytearray(1000)
+    with store.writer() as w:
+        for i in range(300):
+            piece = os.urandom([17, 512, 70_000, 1 << 20][i % 4])
+            pieces.append(piece)
+            w.write(piece)
+            buf[:] = os.urandom(1000)
+            w.write(buf)                  # reused by the caller: copied
+            pieces.append(bytes(buf))
+        assert w.digest() == digest(b"".join(pieces))   # so far ...
+        w.write(b"tail")                                 # ... and on
+        pieces.append(b"tail")
+        d, size = w.commit()
+    data = b"".join(pieces)
+    assert size > content.WRITEBACK_STEP * 2
+    assert (d, size) == (digest(data), len(data)) and store.read_bytes(d) == data
+    assert not [t for t in threading.enumerate() if t.name == "blob-hash"]
+    with store.writer() as w:                   # small: no thread at all
+        w.write(b"small")
+        assert w.commit() == (digest(b"small"), 5)
+    with store.writer() as w:                   # abandoned half-way: nothing left behind
+        w.write(os.urandom(3 << 20))
+    assert not [t for t in threading.enumerate() if t.name == "blob-hash"]
+    assert len(stored_files(store)) == 2
+    with pytest.raises(InvalidArgument):
+        with store.writer() as w:
+            w.write(os.urandom(1 << 20))
+            w.commit(expected_digest=digest(b"other"))
+    assert len(stored_files(store)) == 2

@@ -28,6 +28,7 @@ from skiff.store import failpoint
 CHUNK = 1 << 20
 _ALGORITHMS = ("sha256", "sha384", "sha512")
 TEMP_PREFIX = ".ingest-"
+WRITEBACK_STEP = 8 << 20   # a BlobWriter starts the disk writing every this many bytes
 
 
 def split_digest(digest: str) -> tuple[str, str]:
@@ -241,6 +242,27 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+_sync_file_range = None
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Have the kernel start writing a file's range to disk, without waiting for it
+    (sync_file_range(SYNC_FILE_RANGE_WRITE)): the fsync that makes the file durable then
+    finds most of it written. A no-op where the call is missing."""
+    global _sync_file_range
+    if _sync_file_range is None:
+        import ctypes
+
+        try:
+            call = ctypes.CDLL(None, use_errno=True).sync_file_range
+            call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+        except (AttributeError, OSError):
+            call = False
+        _sync_file_range = call
+    if _sync_file_range:
+        _sync_file_range(fd, offset, length, 2)   # SYNC_FILE_RANGE_WRITE; errors: harmless
+
+
 def _unlink_quietly(path: str) -> None:
     try:
         os.unlink(path)
@@ -250,7 +272,9 @@ def _unlink_quietly(path: str) -> None:
 
 class BlobWriter:
     """Streams into a temp file of the store, hashing; `commit` makes it a blob (fsync'd and
-    renamed into place, as `ingest` does), `close` without a commit removes the temp file."""
+    renamed into place, as `ingest` does), `close` without a commit removes the temp file.
+    The disk writing starts while the blob is written (every WRITEBACK_STEP bytes), so that
+    the fsync at the commit has little left to wait for."""
 
     def __init__(self, store: ContentStore, alg: str = "sha256"):
         self.store = store
@@ -258,21 +282,23 @@ class BlobWriter:
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         fd, self.tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.directory)
         self.file = os.fdopen(fd, "wb")
-        self.hasher = hashlib.new(alg)
+        self.hasher = _ThreadedHash(alg)
         self.alg = alg
         self.size = 0
-        self._synced = -1       # size at the last flush_to_disk
+        self._written_back = 0  # where the last writeback started from ended
 
     def write(self, data) -> int:
+        if not isinstance(data, bytes):
+            data = bytes(data)     # hashed later, by another thread: the caller may reuse it
         self.hasher.update(data)
         self.size += len(data)
-        return self.file.write(data)
-
-    def flush_to_disk(self) -> None:
-        """fsync what is written so far (`commit` then has little left to wait for)."""
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self._synced = self.size
+        n = self.file.write(data)
+        if self.size - self._written_back >= WRITEBACK_STEP:
+            self.file.flush()
+            _start_writeback(self.file.fileno(), self._written_back,
+                             self.size - self._written_back)
+            self._written_back = self.size
+        return n
 
     def digest(self) -> str:
         """The digest of what is written so far."""
@@ -291,7 +317,7 @@ class BlobWriter:
             self.close()
             raise InvalidArgument(f"digest mismatch: expected {expected_digest}, got {digest}")
         self.file.flush()
-        if durable and self._synced != self.size:
+        if durable:
             os.fsync(self.file.fileno())
         self.file.close()
         os.chmod(self.tmp, 0o444)
@@ -303,6 +329,7 @@ class BlobWriter:
         return digest, self.size
 
     def close(self) -> None:
+        self.hasher.close()
         if not self.file.closed:
             self.file.close()
         if self.tmp is not None:
@@ -314,3 +341,64 @@ class BlobWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _ThreadedHash:
+    """A hash computed by a thread of its own while the caller goes on writing (hashlib lets
+    go of the GIL on large pieces): `update` hands pieces over in order, small ones batched;
+    `hexdigest` waits for the rest. Memory: at most QUEUED batches wait."""
+
+    QUEUED = 16
+    BATCH = 256 << 10
+
+    def __init__(self, alg: str):
+        import queue
+
+        self._hash = hashlib.new(alg)
+        self._queue: queue.Queue = queue.Queue(self.QUEUED)
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._thread: threading.Thread | None = None
+        self._result: str | None = None
+
+    def _run(self) -> None:
+        update = self._hash.update
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            for piece in batch:
+                update(piece)
+
+    def update(self, data: bytes) -> None:
+        self._result = None
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size >= self.BATCH:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="blob-hash", daemon=True)
+            self._thread.start()
+        self._queue.put(self._pending)
+        self._pending, self._pending_size = [], 0
+
+    def hexdigest(self) -> str:
+        if self._result is None:
+            if self._thread is None:      # small: hashed here
+                for piece in self._pending:
+                    self._hash.update(piece)
+                self._pending = []
+            else:
+                if self._pending:
+                    self._hand_over()
+                self.close()
+            self._result = self._hash.hexdigest()
+        return self._result
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
