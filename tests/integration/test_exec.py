@@ -345,3 +345,52 @@ def test_skiff_exec_endpoint_errors_before_the_upgrade(daemon):
         assert status == 409 and f"Container {stopped.id} is not running".encode() in body
     finally:
         stopped.remove(force=True)
+
+
+def _children(pid: int) -> dict[int, tuple[str, str]]:
+    """{child pid: (state, cmdline)} of the host process `pid`."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) != pid:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        out[int(entry)] = (fields[0], cmdline)
+    return out
+
+
+def test_exec_processes_come_from_the_fork_server_as_the_monitors_children(daemon, ctr):
+    """The monitor's fork server clones exec'd processes (CLONE_PARENT): they are the
+    monitor's children, and one that fails to start is reaped, not left a zombie."""
+    api = daemon.client().api
+    for _ in range(3):   # the server starts in the background at the first exec
+        assert daemon.cli("exec", ctr.id, "true").returncode == 0
+        time.sleep(0.2)
+    monitor = daemon.monitor_pid()
+    servers = [p for p, (_, cmd) in _children(monitor).items()
+               if "skiff.monitor.forkserver" in cmd]
+    assert len(servers) == 1, _children(monitor)
+    exec_id = api.exec_create(ctr.id, ["sleep", "30"])["Id"]
+    api.exec_start(exec_id, detach=True)
+    pid = 0
+    for _ in range(100):
+        pid = api.exec_inspect(exec_id)["Pid"]
+        if pid:
+            break
+        time.sleep(0.05)
+    assert pid in _children(monitor), (pid, _children(monitor))
+    os.kill(pid, 9)
+    for _ in range(3):
+        assert daemon.cli("exec", ctr.id, "nosuch").returncode == 127
+        assert daemon.cli("exec", "-w", "/nonexistent", ctr.id, "true").returncode != 0
+    time.sleep(0.2)
+    zombies = {p: c for p, c in _children(monitor).items() if c[0] == "Z"}
+    assert not zombies
+    assert servers[0] in _children(monitor)   # the same server served them all

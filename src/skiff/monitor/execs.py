@@ -5,10 +5,10 @@
               client and raw stdin bytes from it (a half-close is EOF on the process's stdin)
   exec_resize {exec_id, height, width}  -> {ok}
 
-The process is the monitor's child (runtime.exec_process clones it with CLONE_PARENT), reaped
-through a pidfd. Its output goes to the client that asked for it, never to the container's
-log (as docker does); a client that goes away leaves the process running, its output read
-and dropped. With `detach` its stdio is /dev/null (or a pty nobody reads but us).
+The process is the monitor's child (the fork server, forkserver.py, clones it with
+CLONE_PARENT; the monitor itself until that server is up), reaped through a pidfd. Its
+output goes to the client that asked for it, never to the container's log (as docker
+does); a client that goes away leaves the process running, its output read and dropped. With `detach` its stdio is /dev/null (or a pty nobody reads but us).
 """
 
 from __future__ import annotations
@@ -59,9 +59,18 @@ async def handle(monitor, op: str, req: dict, reader, writer) -> None:
     await _exec(monitor, req, reader, writer)
 
 
+def _forkserver(monitor):
+    server = getattr(monitor, "_forkserver", None)
+    if server is None:
+        from skiff.monitor.forkserver import ForkServer
+        server = monitor._forkserver = ForkServer()
+    return server
+
+
 def _start(monitor, req: dict) -> ExecProcess | dict:
     from skiff.errors import RuntimeFailure
-    from skiff.runtime.exec import exec_process
+
+    exec_process = _forkserver(monitor).exec_process
 
     box = monitor.boxes.get(req.get("id", ""))
     if box is None or box.pid is None or box.exit is not None:

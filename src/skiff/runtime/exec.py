@@ -185,10 +185,12 @@ def failure_text(message: str) -> str:
 
 
 def exec_process(bundle, container_id, init_pid, process: dict, *, stdio=None,
-                 console_socket=None) -> int:
+                 console_socket=None, clone_parent: bool = False) -> int:
     """Start `process` (an OCI process object; what it leaves out comes from config.json)
     in the container whose init is `init_pid`; return its host pid once execve succeeded.
-    The caller must be single-threaded and reaps the process."""
+    The caller must be single-threaded and reaps the process; with `clone_parent` the
+    process is our parent's child (CLONE_PARENT) and our parent reaps it, also when it
+    failed: the RuntimeFailure then names it in `child_pid`."""
     from .launch import _start_init
     bundle = os.path.abspath(bundle)
     if process.get("terminal") and console_socket is None:
@@ -211,6 +213,8 @@ def exec_process(bundle, container_id, init_pid, process: dict, *, stdio=None,
         _plans[key] = cached
     template, programs = cached
     plan = ExecPlan(template.steps, template.pid_ns_path, template.seccomp, template.rootfs)
+    if clone_parent:
+        plan.clone_flags = _ns.CLONE_PARENT
     if _start_time(init_pid) != start:  # the init went (and its pid may be another's)
         raise RuntimeFailure(f"{PREFIX}container {container_id} is not running: unknown")
     ctx = _apply.Context(plan.rootfs, console_socket, None, programs)
@@ -227,7 +231,9 @@ def exec_process(bundle, container_id, init_pid, process: dict, *, stdio=None,
             plan.pid_ns_path = None
         return _start_init(plan, ctx, (stdio, 0), False)
     except RuntimeFailure as e:
-        raise RuntimeFailure(failure_text(e.message), e.exit_code) from None
+        failure = RuntimeFailure(failure_text(e.message), e.exit_code)
+        failure.child_pid = getattr(e, "child_pid", None)
+        raise failure from None
     finally:
         if own_pid_ns is not None:
             try:

@@ -10,7 +10,7 @@ with no message means execve succeeded.
 import gc
 import json
 import os
-import signal
+import _signal  # the C module: no enum conversions (the child's time counts)
 
 from skiff.errors import InvalidArgument, RuntimeFailure, SkiffError
 from skiff.linux import ns as _ns
@@ -147,6 +147,7 @@ def _undo_cgroups(dirs, made) -> None:
 def _start_init(plan, ctx, stdio, wait_start) -> int:
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = None
+    stdio = stdio + (_handled_signals(),)
     try:
         if plan.pid_ns_path:
             pid = _via_intermediate(plan, ctx, stdio, r, w)
@@ -163,9 +164,10 @@ def _start_init(plan, ctx, stdio, wait_start) -> int:
         os.close(w)
         w = None
         failure = _read_report(r, wait_start)
-    except BaseException:
+    except BaseException as e:
         if pid:
             _reap(pid)
+            _name_child(e, pid, plan)
         raise
     finally:
         os.close(r)
@@ -173,9 +175,17 @@ def _start_init(plan, ctx, stdio, wait_start) -> int:
             os.close(w)
     if failure is not None:
         _reap(pid)
-        raise RuntimeFailure(failure.get("message", "container init failed"),
+        err = RuntimeFailure(failure.get("message", "container init failed"),
                              failure.get("code", 125))
+        _name_child(err, pid, plan)
+        raise err
     return pid
+
+
+def _name_child(err: BaseException, pid: int, plan) -> None:
+    """A CLONE_PARENT child that failed was killed but is our parent's to reap: say which."""
+    if plan.clone_flags & _ns.CLONE_PARENT and isinstance(err, RuntimeFailure):
+        err.child_pid = pid
 
 
 def _clone_user_namespaced(plan, ctx, stdio, r, w) -> int:
@@ -303,7 +313,7 @@ def _read_report(r, wait_start):
 
 def _reap(pid) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, _signal.SIGKILL)
     except ProcessLookupError:
         pass
     try:
@@ -319,8 +329,8 @@ def _init(steps, ctx, stdio, report_fd) -> None:
     try:
         gc.disable()
         os.umask(0)
-        _reset_signals()
-        stdio, preserve = stdio
+        stdio, preserve, handled = stdio
+        _reset_signals(handled)
         if stdio is not None:
             _dup_stdio(stdio)
         for fd in range(3, 3 + preserve):
@@ -347,22 +357,32 @@ def _init(steps, ctx, stdio, report_fd) -> None:
         os._exit(code)
 
 
-def _reset_signals() -> None:
-    try:
-        signal.set_wakeup_fd(-1)  # the caller's event loop must not hear our signals
-    except ValueError:  # not the main thread: there is no wakeup fd to drop
-        pass
-    for sig in signal.valid_signals():
+def _handled_signals() -> tuple:
+    """The signals whose disposition is not the default (Python handlers, SIG_IGN). The
+    caller scans them before the clone, so that the child, whose every touched page is a
+    copy-on-write fault, only resets these."""
+    handled = []
+    for sig in _signal.valid_signals():
         try:
-            handler = signal.getsignal(sig)
+            handler = _signal.getsignal(sig)
         except (ValueError, OSError):
             continue
-        if handler is not None and handler is not signal.SIG_DFL:
-            try:
-                signal.signal(sig, signal.SIG_DFL)
-            except (ValueError, OSError):
-                pass
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        if handler is not None and handler != _signal.SIG_DFL:
+            handled.append(sig)
+    return tuple(handled)
+
+
+def _reset_signals(handled) -> None:
+    try:
+        _signal.set_wakeup_fd(-1)  # the caller's event loop must not hear our signals
+    except ValueError:  # not the main thread: there is no wakeup fd to drop
+        pass
+    for sig in handled:
+        try:
+            _signal.signal(sig, _signal.SIG_DFL)
+        except (ValueError, OSError):
+            pass
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
 
 
 def _dup_stdio(stdio) -> None:
