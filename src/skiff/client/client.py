@@ -15,17 +15,16 @@ Worked example:
 
 from __future__ import annotations
 
-import select
-
 from skiff.client import DEFAULT_HOST
 from skiff.client.errors import APIError, DaemonUnreachable, ProtocolError
-from skiff.client.streams import HijackedStream, iter_frames, iter_json
 from skiff.client.transport import HTTPConnection, HTTPResponse
 from skiff.wire import jsonfast
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # annotations only: collections' import costs every command ~1 ms
     from collections.abc import Iterator
+
+    from skiff.client.streams import HijackedStream
 
 # The oldest API version a daemon may answer with when it sends no Api-Version header.
 FALLBACK_API_VERSION = "1.24"
@@ -141,9 +140,13 @@ class Response:
             self.close()
 
     def iter_json(self) -> Iterator[dict]:
+        from skiff.client.streams import iter_json
+
         return iter_json(self.iter_chunks())
 
     def iter_frames(self) -> Iterator[tuple[int, bytes]]:
+        from skiff.client.streams import iter_frames
+
         return iter_frames(self.iter_chunks())
 
     def close(self) -> None:
@@ -176,6 +179,8 @@ class PendingResponse:
     def headers_ready(self, timeout: float | None = 0) -> bool:
         if self._response is not None or self._conn.sock is None:
             return True
+        import select
+
         readable, _, _ = select.select([self._conn.sock], [], [], timeout)
         return bool(readable)
 
@@ -288,6 +293,8 @@ class Client:
                        b"" if json_body is None else None, extra)
             raw = conn.get_response(method)
             if raw.status == 101 or 200 <= raw.status < 300:
+                from skiff.client.streams import HijackedStream
+
                 sock, conn.sock = conn.sock, None
                 sock.settimeout(None)
                 return HijackedStream(sock, raw._buffered, dict(raw.headers))

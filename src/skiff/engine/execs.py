@@ -231,18 +231,11 @@ class ExecService:
         process = dict(record.process)
         if record.tty and console_size and all(console_size):
             process["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
-        reader, writer = await self.monitor._open()
-        try:
-            writer.write(json.dumps({
-                "op": "exec", "id": record.container_id, "exec_id": exec_id,
-                "process": process, "tty": record.tty, "detach": detach,
-                "stdin": bool(record.body.get("AttachStdin")) and not detach,
-            }).encode() + b"\n")
-            await writer.drain()
-            reply = json.loads(await reader.readline() or b"{}")
-        except BaseException:
-            writer.close()
-            raise
+        reply, reader, writer = await self.monitor.request_ready({
+            "op": "exec", "id": record.container_id, "exec_id": exec_id,
+            "process": process, "tty": record.tty, "detach": detach,
+            "stdin": bool(record.body.get("AttachStdin")) and not detach,
+        })
         if "pid" not in reply:
             writer.close()
             record.exit_code = reply.get("exit_code", 126)
