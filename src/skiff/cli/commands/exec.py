@@ -129,11 +129,13 @@ def _pump(cli, client, path: str, stream, *, tty: bool, interactive: bool,
         except ClientError:
             pass
 
+    from skiff.wire import jsonfast
+
     exit_info = []
+    if not versioned:
+        jsonfast.load_accelerator()   # now, while the process starts, not when it has ended
 
     def on_system(payload: bytes) -> None:
-        from skiff.wire import jsonfast
-
         try:
             exit_info.append(jsonfast.loads(payload).get("ExitCode"))
         except (ValueError, AttributeError):
