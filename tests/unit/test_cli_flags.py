@@ -207,3 +207,21 @@ def test_host_resolution(monkeypatch):
     assert resolve_host(None, {"SKIFF_HOST": "unix:///a.sock"}) == ("unix:///a.sock", False)
     assert resolve_host("unix:///b.sock", {"SKIFF_HOST": "unix:///a.sock"}) == (
         "unix:///b.sock", False)
+
+
+def test_exec_path_leaves_os_unimported_and_reads_the_environment_without_it():
+    """`os` costs ~1 ms to import (its ABCs): the modules exec needs before its request goes
+    out do without it, and read the environment as os.environ would have it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; "
+            "import skiff.cli.main, skiff.cli.context, skiff.cli.spec, skiff.cli.commands, "
+            "skiff.cli.commands.exec, skiff.client.client; "
+            "assert 'os' not in sys.modules, 'os imported on the way to the request'; "
+            "from skiff.cli.context import environ, resolve_host; env = environ(); "
+            "assert resolve_host(None) == ('unix:///x.sock', False); "
+            "import os; assert env == dict(os.environ) and environ() is os.environ")
+    subprocess.run([sys.executable, "-I", "-S", "-c",
+                    f"import sys; sys.path[:0] = {sys.path!r}; " + code],
+                   env={"SKIFF_HOST": "unix:///x.sock", "OTHER": "caf\u00e9"}, check=True)

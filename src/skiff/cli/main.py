@@ -3,7 +3,6 @@ become docker's messages and exit statuses."""
 
 from __future__ import annotations
 
-import os
 import sys
 
 from skiff.cli.flags import BOOL, STRING, Command, Flag, HelpRequested, UsageError
@@ -124,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (`skiff ps | head -1`): stop quietly.
         try:
+            import os
+
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         except (OSError, ValueError):
@@ -226,7 +227,9 @@ def entry() -> None:
         sys.stderr.flush()
     except BrokenPipeError:
         pass
-    os._exit(code)
+    from posix import _exit  # os._exit; `os` itself is not needed by every command
+
+    _exit(code)
 
 
 if __name__ == "__main__":

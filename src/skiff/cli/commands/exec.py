@@ -16,7 +16,7 @@ from skiff.cli.context import StatusError
 
 
 def _env(opts) -> list[str]:
-    import os
+    from skiff.cli.context import environ
 
     env = []
     for path in getattr(opts, "env_file", None) or []:
@@ -26,8 +26,8 @@ def _env(opts) -> list[str]:
                 if line and not line.startswith("#"):
                     env.append(line)
     for item in opts.env or []:
-        if "=" not in item and item in os.environ:  # `-e NAME` takes NAME from our env
-            item = f"{item}={os.environ[item]}"
+        if "=" not in item and item in environ():  # `-e NAME` takes NAME from our env
+            item = f"{item}={environ()[item]}"
         env.append(item)
     return env
 
