@@ -29,7 +29,7 @@ import posixpath
 import shutil
 import stat as st
 import sys
-import tarfile
+from skiff.tarfilters import tarfile
 
 # Loaded before the chroot: nothing may be imported (or dlopen'ed) from the container's files.
 import bz2  # noqa: F401  (tarfile's "r|*" opens these lazily)

@@ -410,7 +410,7 @@ def _write_output(cli, client, image_id: str, output: dict) -> None:
             else:
                 os.makedirs(output["dest"], exist_ok=True)
                 reader = io.BufferedReader(_ChunkReader(resp.iter_chunks(CHUNK)), CHUNK)
-                import tarfile
+                from skiff.tarfilters import tarfile
 
                 with tarfile.open(fileobj=reader, mode="r|") as tar:
                     tar.extractall(output["dest"], filter="tar")

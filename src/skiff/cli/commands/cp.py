@@ -9,7 +9,7 @@ import json
 import os
 import posixpath
 import stat
-import tarfile
+from skiff.tarfilters import tarfile
 import threading
 
 from skiff.cli.context import StatusError
