@@ -285,22 +285,29 @@ def blocklist(rules, abis=None) -> bytes:
 
 
 def _emit_abi(asm, prefix, arch, rules):
-    """Compare the syscall number (in A) against each rule; jump to per-ABI tails."""
+    """Find the syscall number (in A) among the rules' and jump to per-ABI tails; a number
+    no rule names is allowed. The first rule naming a number decides, as in a linear scan.
+
+    A binary search rather than one comparison per number: the kernel runs a new filter
+    for every system call number of each architecture when it is loaded (to cache the ones
+    always allowed), and with ~100 comparisons in a row that made loading the default
+    filter ~0.35 ms of every container start and exec here; the search takes ~8."""
     actions = {}
     conditional = []
+    targets = {}
     for n, (names, action, cond) in enumerate(rules):
         actions.setdefault(action, f"{prefix}.ret{len(actions)}")
         for name in names:
             nr = resolve(name, arch)
-            if nr is None:
+            if nr is None or nr in targets:
                 continue
             if cond is None:
-                asm.op(_JEQ, nr, jt=actions[action])
+                targets[nr] = actions[action]
             else:
                 lab = f"{prefix}.c{n}.{name}"
                 conditional.append((lab, action, cond))
-                asm.op(_JEQ, nr, jt=lab)
-    asm.op(_RET, RET_ALLOW)
+                targets[nr] = lab
+    _emit_search(asm, f"{prefix}.ge", sorted(targets.items()))
     for lab, action, cond in conditional:
         asm.label(lab)
         kind, idx = cond[0], cond[1]
@@ -326,3 +333,22 @@ def _emit_abi(asm, prefix, arch, rules):
     for action, lab in actions.items():
         asm.label(lab)
         asm.op(_RET, action)
+
+
+_LEAF_SIZE = 4
+
+
+def _emit_search(asm, prefix, targets):
+    """Binary search of the sorted [(number, label)] for A: jump to the label of an equal
+    number, else return RET_ALLOW. Unsigned comparisons, as the numbers are."""
+    if len(targets) <= _LEAF_SIZE:
+        for nr, label in targets:
+            asm.op(_JEQ, nr, jt=label)
+        asm.op(_RET, RET_ALLOW)
+        return
+    middle = len(targets) // 2
+    pivot = targets[middle][0]
+    asm.op(_JGE, pivot, jt=f"{prefix}.{pivot}")
+    _emit_search(asm, prefix, targets[:middle])
+    asm.label(f"{prefix}.{pivot}")
+    _emit_search(asm, prefix, targets[middle:])
