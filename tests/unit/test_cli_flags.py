@@ -211,7 +211,8 @@ def test_host_resolution(monkeypatch):
 
 def test_exec_path_leaves_os_unimported_and_reads_the_environment_without_it():
     """`os` costs ~1 ms to import (its ABCs): the modules exec needs before its request goes
-    out do without it, and read the environment as os.environ would have it."""
+    out, and those that copy its output while it runs, do without it, and the environment is
+    read as os.environ would have it."""
     import subprocess
     import sys
 
@@ -219,6 +220,8 @@ def test_exec_path_leaves_os_unimported_and_reads_the_environment_without_it():
             "import skiff.cli.main, skiff.cli.context, skiff.cli.spec, skiff.cli.commands, "
             "skiff.cli.commands.exec, skiff.client.client; "
             "assert 'os' not in sys.modules, 'os imported on the way to the request'; "
+            "import skiff.client.streams, skiff.cli.attach, skiff.wire.framing; "
+            "assert 'os' not in sys.modules, 'os imported while the exec runs'; "
             "from skiff.cli.context import environ, resolve_host; env = environ(); "
             "assert resolve_host(None) == ('unix:///x.sock', False); "
             "import os; assert env == dict(os.environ) and environ() is os.environ")
