@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -58,6 +59,20 @@ def stats(times: list[float]) -> dict:
     return {"median_ms": round(statistics.median(ordered), 1), "p10_ms": round(q[0], 1),
             "p90_ms": round(q[-1], 1), "min_ms": round(ordered[0], 1),
             "max_ms": round(ordered[-1], 1), "runs": len(ordered)}
+
+
+Z95 = statistics.NormalDist().inv_cdf(0.975)
+
+
+def geometric_summary(ratios: list[float]) -> dict:
+    """Run-by-run ratios summed up: their geometric mean with its 95% confidence interval
+    (normal approximation over the log ratios) and their median."""
+    logs = [math.log(r) for r in ratios]
+    mean = statistics.fmean(logs)
+    half = Z95 * statistics.stdev(logs) / math.sqrt(len(logs)) if len(logs) > 1 else 0
+    return {"mean": round(math.exp(mean), 3),
+            "ci95": [round(math.exp(mean - half), 3), round(math.exp(mean + half), 3)],
+            "median": round(statistics.median(ratios), 3)}
 
 
 def print_latencies(results: dict, key: str, label: str) -> None:

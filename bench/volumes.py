@@ -31,7 +31,6 @@ under bench/results/.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shutil
 import statistics
@@ -41,7 +40,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from run import IMAGES, ROOT, Docker, Skiff, write_results  # noqa: E402
+from run import IMAGES, ROOT, Docker, Skiff, geometric_summary, write_results  # noqa: E402
 
 SCRIPT = r"""
 d=$1; mb=$2; n=$3; run=$4
@@ -62,7 +61,6 @@ echo small_read $s $e
 """
 KINDS = ("write", "read", "small_write", "small_read")
 READS, SMALL_READS = 8, 100   # the script's repeat counts
-Z95 = statistics.NormalDist().inv_cdf(0.975)
 
 
 def parse(output: str) -> dict[str, float]:
@@ -143,12 +141,9 @@ def bench_engine(engine, runs: int, mb: int, files: int) -> dict:
             q1, q2, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
             out[place]["paired_vs_host"][kind] = round(q2, 3)
             out[place]["paired_quartiles"][kind] = [round(q1, 3), round(q3, 3)]
-            logs = [math.log(r) for r in ratios]
-            mean = statistics.fmean(logs)
-            half = Z95 * statistics.stdev(logs) / math.sqrt(len(logs)) if len(logs) > 1 else 0
-            out[place]["paired_mean"][kind] = round(math.exp(mean), 3)
-            out[place]["paired_ci95"][kind] = [round(math.exp(mean - half), 3),
-                                               round(math.exp(mean + half), 3)]
+            summary = geometric_summary(ratios)
+            out[place]["paired_mean"][kind] = summary["mean"]
+            out[place]["paired_ci95"][kind] = summary["ci95"]
     return out
 
 
