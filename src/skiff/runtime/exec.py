@@ -21,6 +21,7 @@ import json
 import os
 
 from skiff.errors import InvalidArgument, RuntimeFailure
+from skiff.linux import caps as _caps
 from skiff.linux import ns as _ns
 
 from . import apply as _apply
@@ -211,12 +212,12 @@ def exec_process(bundle, container_id, init_pid, process: dict, *, stdio=None,
         if len(_plans) >= 64:
             _plans.clear()
         _plans[key] = cached
+        if _start_time(init_pid) != start:  # the init went while we planned
+            raise RuntimeFailure(f"{PREFIX}container {container_id} is not running: unknown")
     template, programs = cached
     plan = ExecPlan(template.steps, template.pid_ns_path, template.seccomp, template.rootfs)
     if clone_parent:
         plan.clone_flags = _ns.CLONE_PARENT
-    if _start_time(init_pid) != start:  # the init went (and its pid may be another's)
-        raise RuntimeFailure(f"{PREFIX}container {container_id} is not running: unknown")
     ctx = _apply.Context(plan.rootfs, console_socket, None, programs)
     own_pid_ns = None
     try:
@@ -259,6 +260,7 @@ def _prepare(bundle, container_id, init_pid, process, console):
     plan = build(config, process, bundle=bundle, container_id=container_id, host=host,
                  joins=joins, cgroup_files=files, pid_ns_path=pid_ns, console=console)
     programs = {plan.seccomp[0]: _program(plan.seccomp)} if plan.seccomp else {}
+    _caps.last_cap()   # read here once, not by every child (DropBounding needs it)
     return plan, programs
 
 
