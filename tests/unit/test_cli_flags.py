@@ -228,3 +228,34 @@ def test_exec_path_leaves_os_unimported_and_reads_the_environment_without_it():
     subprocess.run([sys.executable, "-I", "-S", "-c",
                     f"import sys; sys.path[:0] = {sys.path!r}; " + code],
                    env={"SKIFF_HOST": "unix:///x.sock", "OTHER": "caf\u00e9"}, check=True)
+
+
+def test_plain_exec_skips_the_command_table_with_the_options_its_parser_gives():
+    """`exec CONTAINER COMMAND...` without flags is run without importing the command table:
+    with the same options as exec's parser gives, the command's words (flags included) left
+    to the command; any flag before the container takes the usual way."""
+    import subprocess
+    import sys
+
+    from skiff.cli.commands.exec import plain_options
+    from skiff.cli.flags import parse
+    from skiff.cli.main import is_plain_exec
+    from skiff.cli.spec import BY_NAME
+
+    words = ["exec", "c1", "sh", "-c", "--help"]
+    assert is_plain_exec(words)
+    opts, args = parse(BY_NAME["exec"], words[1:])
+    assert plain_options() == opts and args == words[1:]
+    for other in (["exec", "-it", "c1", "sh"], ["exec", "c1"], ["exec", "--", "c1", "sh"],
+                  ["container", "exec", "c1", "sh"], ["run", "c1", "sh"]):
+        assert not is_plain_exec(other)
+
+    code = ("import sys; from skiff.cli.main import main; "
+            "status = main(['-H', 'unix:///nonexistent/skiff.sock', 'exec', 'c1', 'true']); "
+            "assert status == 1, status; "
+            "assert 'skiff.cli.spec' not in sys.modules, 'the command table was imported'")
+    result = subprocess.run([sys.executable, "-I", "-S", "-c",
+                             f"import sys; sys.path[:0] = {sys.path!r}; " + code],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Cannot connect to the skiff daemon" in result.stderr

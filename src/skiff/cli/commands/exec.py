@@ -32,6 +32,15 @@ def _env(opts) -> list[str]:
     return env
 
 
+def plain_options():
+    """The options of `exec CONTAINER COMMAND...` given no flags, as exec's parser makes them:
+    main() runs that form without the command table (a unit test holds the two equal)."""
+    from skiff.cli.flags import Options
+
+    return Options(detach=False, detach_keys=None, env=[], env_file=[], interactive=False,
+                   privileged=False, tty=False, user=None, workdir=None, _given=set())
+
+
 def cmd_exec(cli, opts, args) -> int:
     from skiff.client.client import quote_path
     from skiff.client.errors import APIError, ClientError
