@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import Docker, Skiff, sh, write_results  # noqa: E402
+from run import Docker, Skiff, installed, sh, write_results  # noqa: E402
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -146,11 +146,7 @@ def main() -> None:
     args = parser.parse_args()
     engines = {"skiff": Skiff, "docker": Docker}
     results = {}
-    for name in args.engines.split(","):
-        cls = engines[name]
-        if hasattr(cls, "available") and not cls.available():
-            print(f"{name}: not installed, skipped")
-            continue
+    for name, cls in installed(args.engines, engines):
         with cls() as engine:
             results[name] = measure(engine, args.containers, args.logs_mb)
         print(name, json.dumps(results[name]))

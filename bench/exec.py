@@ -22,7 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import (HERE, IMAGES, ROOT, Docker, Podman, Skiff, geometric_summary,  # noqa: E402
-                 print_latencies, sh, stats, time_runs, write_results)
+                 installed, print_latencies, sh, stats, time_runs, write_results)
 
 
 def run_detached(engine) -> str:
@@ -47,11 +47,7 @@ def main() -> None:
     engines = {"skiff": Skiff, "docker": Docker, "podman": Podman}
     with contextlib.ExitStack() as stack:
         commands = {}
-        for name in args.engines.split(","):
-            cls = engines[name]
-            if hasattr(cls, "available") and not cls.available():
-                print(f"{name}: not installed, skipped")
-                continue
+        for name, cls in installed(args.engines, engines):
             engine = stack.enter_context(cls())
             env = getattr(engine, "env", None)
             ctr = run_detached(engine)

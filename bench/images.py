@@ -27,7 +27,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from pull import build_image  # noqa: E402
-from run import IMAGES, ROOT, Docker, Podman, Skiff, sh, stats, write_results  # noqa: E402
+from run import (IMAGES, ROOT, Docker, Podman, Skiff,  # noqa: E402
+                 installed, sh, stats, write_results)
 
 WORK = "/var/tmp/skiff-bench-images"
 WRITER = ("mkdir /data && i=0; while [ $i -lt 1000 ]; do "
@@ -99,11 +100,7 @@ def main() -> None:
         build_image(archive, args.size_mb)
     engines = {"skiff": Skiff, "docker": Docker, "podman": Podman}
     results = {}
-    for name in args.engines.split(","):
-        cls = engines[name]
-        if hasattr(cls, "available") and not cls.available():
-            print(f"{name}: not installed, skipped")
-            continue
+    for name, cls in installed(args.engines, engines):
         with cls() as engine:
             results[name] = bench_engine(engine, archive, args.runs, WORK)
     print(f"\n{'engine':8} {'load':>20} {'save':>20} {'commit 100MB/1000':>20}"

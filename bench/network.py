@@ -38,7 +38,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "src"))
 
-from run import (IMAGES, command, own_cgroup, remove_cgroup_parent, sh,  # noqa: E402
+from run import (IMAGES, command, installed, own_cgroup, remove_cgroup_parent, sh,  # noqa: E402
                  stats, wait_for_socket, write_results)
 
 SKIFF_NET = {"bridge": "skbench0", "bip": "10.86.255.1/24", "pool": "base=10.86.0.0/20,size=28",
@@ -283,11 +283,7 @@ def main() -> None:
     results = {}
     with contextlib.ExitStack() as stack:
         engines = {}
-        for name in args.engines.split(","):
-            cls = classes[name]
-            if hasattr(cls, "available") and not cls.available():
-                print(f"{name}: not installed, skipped")
-                continue
+        for name, cls in installed(args.engines, classes):
             engines[name] = stack.enter_context(cls())
         for name, engine in engines.items():
             results[name] = {"setup": setup_cost(engine, args.runs)}

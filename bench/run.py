@@ -61,6 +61,17 @@ def stats(times: list[float]) -> dict:
             "max_ms": round(ordered[-1], 1), "runs": len(ordered)}
 
 
+def installed(names: str, classes: dict, hint: str = ""):
+    """(name, engine class) for each of the comma-separated `names` whose engine is
+    installed; the others are named as skipped."""
+    for name in names.split(","):
+        cls = classes[name]
+        if hasattr(cls, "available") and not cls.available():
+            print(f"{name}: not installed, skipped{hint}")
+            continue
+        yield name, cls
+
+
 Z95 = statistics.NormalDist().inv_cdf(0.975)
 
 
@@ -286,11 +297,7 @@ def main() -> None:
                     "--out", IMAGES], check=True, stdout=subprocess.DEVNULL)
     engines = {"skiff": Skiff, "docker": Docker, "podman": Podman}
     results = {}
-    for name in args.engines.split(","):
-        cls = engines[name]
-        if hasattr(cls, "available") and not cls.available():
-            print(f"{name}: not installed, skipped (--install-peers installs it)")
-            continue
+    for name, cls in installed(args.engines, engines, " (--install-peers installs it)"):
         with cls() as engine:
             times = time_runs(engine.run_cmd(), args.runs, env=getattr(engine, "env", None))
             results[name] = {"run_rm_true": stats(times)}

@@ -21,7 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import HERE, IMAGES, ROOT, Docker, Podman, Skiff, sh, write_results  # noqa: E402
+from run import (HERE, IMAGES, ROOT, Docker, Podman,  # noqa: E402
+                 Skiff, installed, sh, write_results)
 
 
 class SkiffRunc(Skiff):
@@ -72,11 +73,7 @@ def main() -> None:
                     "--out", IMAGES], check=True, stdout=subprocess.DEVNULL)
     engines = {"skiff": Skiff, "skiff-runc": SkiffRunc, "docker": Docker, "podman": Podman}
     results = {}
-    for name in args.engines.split(","):
-        cls = engines[name]
-        if hasattr(cls, "available") and not cls.available():
-            print(f"{name}: not installed, skipped")
-            continue
+    for name, cls in installed(args.engines, engines):
         with cls() as engine:
             start_one_and_remove = start_one(engine)   # warm caches (image, daemon paths)
             remove_all(engine, [start_one_and_remove])

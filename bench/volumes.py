@@ -40,7 +40,8 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from run import IMAGES, ROOT, Docker, Skiff, geometric_summary, write_results  # noqa: E402
+from run import (IMAGES, ROOT, Docker, Skiff,  # noqa: E402
+                 geometric_summary, installed, write_results)
 
 SCRIPT = r"""
 d=$1; mb=$2; n=$3; run=$4
@@ -160,11 +161,7 @@ def main() -> None:
                     "--out", IMAGES], check=True, stdout=subprocess.DEVNULL)
     engines = {"skiff": Skiff, "docker": Docker}
     results = {}
-    for name in args.engines.split(","):
-        cls = engines[name]
-        if hasattr(cls, "available") and not cls.available():
-            print(f"{name}: not installed, skipped")
-            continue
+    for name, cls in installed(args.engines, engines):
         with cls() as engine:
             results[name] = bench_engine(engine, args.runs, args.mb, args.files)
     print(f"\n{'engine':7} {'place':7} {'write MB/s':>11} {'read MB/s':>10} "
